@@ -1,0 +1,136 @@
+"""The one place that reads configuration: store URLs and ``ENACT_*`` variables.
+
+Precedence everywhere: an explicit object, then an explicit URL, then the
+``ENACT_*`` variable, then the default. Settings are read from a mapping
+(``os.environ`` unless one is passed), never at import time, so tests pass a dict.
+
+Store URLs:
+
+==============================  ==============================================
+``memory://``                   a process-local in-memory backend
+``file:///abs/path``            a directory (``file:relative/path`` also works)
+``s3://bucket/prefix``          S3 or any S3-compatible server (``enact[s3]``)
+``redis://host:port/db``        objects kept in Redis itself (``enact[redis]``)
+==============================  ==============================================
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+from enact.errors import ConfigError
+
+if TYPE_CHECKING:
+    from enact.backend import Backend
+
+ENV_STORE_URL = "ENACT_STORE_URL"
+ENV_REDIS_URL = "ENACT_REDIS_URL"
+ENV_BROKER_URL = "ENACT_BROKER_URL"
+ENV_IMPORTS = "ENACT_IMPORTS"
+ENV_REDIS_PREFIX = "ENACT_REDIS_PREFIX"
+ENV_S3_ENDPOINT_URL = "ENACT_S3_ENDPOINT_URL"
+
+DEFAULT_STORE_URL = "file:.enact"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "enact"
+
+STORE_SCHEMES = ("memory", "file", "s3", "redis", "rediss")
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed store URL."""
+
+    scheme: str
+    netloc: str
+    path: str
+    query: dict[str, str]
+    raw: str
+
+
+def parse_store_url(url: str) -> StoreURL:
+    """Parse and validate a store URL; raise ``ConfigError`` naming what is wrong."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"store URL must be a non-empty string, got {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in STORE_SCHEMES:
+        raise ConfigError(
+            f"store URL {url!r} has unsupported scheme {parts.scheme!r}; "
+            f"expected one of {', '.join(s + '://' for s in STORE_SCHEMES)}"
+        )
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    if scheme == "file":
+        path = parts.path if not parts.netloc else parts.netloc + parts.path
+        if not path:
+            raise ConfigError(f"store URL {url!r} names no directory")
+        return StoreURL(scheme, "", path, query, url)
+    if scheme == "s3" and not parts.netloc:
+        raise ConfigError(f"store URL {url!r} names no bucket (expected s3://bucket/prefix)")
+    return StoreURL(scheme, parts.netloc, parts.path, query, url)
+
+
+def store_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The store URL to use: ``url``, else ``$ENACT_STORE_URL``, else the default."""
+    return url or _env(env).get(ENV_STORE_URL) or DEFAULT_STORE_URL
+
+
+def open_backend(
+    spec: "Backend | str | None" = None, env: Mapping[str, str] | None = None
+) -> "Backend":
+    """Turn a backend object, a URL or the environment into a backend."""
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    url = store_url(spec, env)
+    parsed = parse_store_url(url)
+    if parsed.scheme == "memory":
+        from enact.stores.memory import MemoryBackend
+
+        return MemoryBackend()
+    if parsed.scheme == "file":
+        from enact.stores.file import FileBackend
+
+        return FileBackend(parsed.path)
+    if parsed.scheme == "s3":
+        from enact import stores
+
+        return stores.S3Backend.from_url(url, env=_env(env))
+    from enact import stores
+
+    return stores.RedisBackend.from_url(url, env=_env(env))
+
+
+def redis_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The Redis URL for refs and input requests."""
+    return url or _env(env).get(ENV_REDIS_URL) or DEFAULT_REDIS_URL
+
+
+def broker_url(url: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The Celery broker URL: ``$ENACT_BROKER_URL``, else the Redis URL."""
+    return url or _env(env).get(ENV_BROKER_URL) or redis_url(env=env)
+
+
+def redis_prefix(prefix: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The key prefix under which enact keeps everything in Redis."""
+    return prefix or _env(env).get(ENV_REDIS_PREFIX) or DEFAULT_REDIS_PREFIX
+
+
+def imports(env: Mapping[str, str] | None = None) -> list[str]:
+    """User modules to import at worker start (comma or whitespace separated)."""
+    raw = _env(env).get(ENV_IMPORTS, "")
+    return [name for name in raw.replace(",", " ").split() if name]
+
+
+def s3_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The S3 endpoint: ``$ENACT_S3_ENDPOINT_URL``, else ``$AWS_ENDPOINT_URL_S3``/``$AWS_ENDPOINT_URL``."""
+    e = _env(env)
+    return (
+        e.get(ENV_S3_ENDPOINT_URL) or e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
+    ) or None

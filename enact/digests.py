@@ -1,0 +1,43 @@
+"""Content digests: the SHA-256 of an object's packed bytes, as lowercase hex.
+
+A digest names an object everywhere (stores, refs, keys on S3 and Redis). It is
+computed over the complete packed object, so any backend can verify what it reads
+without decoding it, and a store can trust nothing it did not hash itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from enact.errors import ObjectCorrupt
+
+DIGEST_LENGTH = 64
+_DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
+
+_sha256 = hashlib.sha256
+
+
+def digest_bytes(data: bytes) -> str:
+    """Return the digest (hex SHA-256) of packed object bytes."""
+    return _sha256(data).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """True if ``value`` is a well-formed digest string."""
+    return isinstance(value, str) and _DIGEST_RE.match(value) is not None
+
+
+def verify(digest: str, data: bytes, where: str = "") -> bytes:
+    """Return ``data`` if it hashes to ``digest``; raise ``ObjectCorrupt`` otherwise.
+
+    ``where`` names the place the bytes came from (a path, a bucket and key) so
+    the error says which stored object is damaged.
+    """
+    actual = _sha256(data).hexdigest()
+    if actual != digest:
+        location = f" at {where}" if where else ""
+        raise ObjectCorrupt(
+            f"object {digest}{location} is corrupt: its {len(data)} bytes hash to {actual}"
+        )
+    return data

@@ -1,0 +1,125 @@
+"""Every exception enact raises, in one place.
+
+The hierarchy::
+
+    EnactError
+    ├── FieldTypeError (TypeError)        a value enact cannot store
+    ├── SerializationError (ValueError)   encoding failed (cycles, bad keys)
+    │   └── DeserializationError          stored bytes that do not decode
+    ├── ConfigError (ValueError)          a malformed store URL or setting
+    ├── StoreError                        the storage layer failed
+    │   ├── RefError                      a ref that cannot be checked out
+    │   │   ├── ObjectMissing (KeyError)  no object stored for the digest
+    │   │   └── ObjectCorrupt             the stored bytes do not hash to the digest
+    │   ├── StoreUnavailable              a server could not be reached
+    │   └── ConflictError                 a compare-and-set lost a race
+    ├── RegistryError                     registration and type lookup
+    │   └── UnregisteredResource          stored data names an unknown type
+    ├── ReplayError                       a replay diverged from its record
+    ├── InputChanged                      a call mutated its own input
+    ├── IncompleteSubinvocationError      a child outlived its parent
+    └── InputError                        input requests and answers
+        ├── InputRequestOutsideInvocation
+        ├── RequestedTypeUndetermined
+        ├── AnswerTypeError (TypeError)   an answer of the wrong type
+        └── UnknownInputRequest (KeyError)
+
+Where users expect a built-in exception, ours inherit from it too, so both
+``except enact.FieldTypeError`` and ``except TypeError`` work.
+"""
+
+from __future__ import annotations
+
+
+class EnactError(Exception):
+    """Base of every error enact raises on purpose."""
+
+
+class FieldTypeError(EnactError, TypeError):
+    """A value of a type enact cannot store was found in a field."""
+
+
+class SerializationError(EnactError, ValueError):
+    """A value could not be encoded."""
+
+
+class CycleError(SerializationError):
+    """A value refers back to itself; content addressing needs a DAG."""
+
+
+class DeserializationError(SerializationError):
+    """Stored bytes could not be decoded into values."""
+
+
+class ConfigError(EnactError, ValueError):
+    """A store URL or configuration setting is malformed."""
+
+
+class StoreError(EnactError):
+    """The storage layer failed."""
+
+
+class RefError(StoreError):
+    """A reference could not be resolved to a valid object."""
+
+
+class ObjectMissing(RefError, KeyError):
+    """No object is stored under the digest."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we do not want that.
+        return str(self.args[0]) if self.args else ""
+
+
+class ObjectCorrupt(RefError):
+    """Stored bytes do not hash to the digest they are stored under."""
+
+
+class StoreUnavailable(StoreError):
+    """A storage server could not be reached (after retries)."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-set update found a different value than expected."""
+
+
+class RegistryError(EnactError):
+    """Registration failed, or a registered type could not be found."""
+
+
+class UnregisteredResource(RegistryError):
+    """Stored data names a type that is not registered in this process."""
+
+
+class ReplayError(EnactError):
+    """A replay diverged from the recorded execution."""
+
+
+class InputChanged(EnactError):
+    """A call changed the value of its own input while running."""
+
+
+class IncompleteSubinvocationError(EnactError):
+    """A child call was still running when its parent returned."""
+
+
+class InputError(EnactError):
+    """Input requests and their answers."""
+
+
+class InputRequestOutsideInvocation(InputError):
+    """``request_input`` was called outside a tracked invocation."""
+
+
+class RequestedTypeUndetermined(InputError):
+    """No type could be determined for an input request."""
+
+
+class AnswerTypeError(InputError, TypeError):
+    """An answer does not match the type its input request asked for."""
+
+
+class UnknownInputRequest(InputError, KeyError):
+    """No pending input request has the given id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,402 @@
+"""Canonical encoding of values into packed objects, and back.
+
+A packed object is the msgpack array ``[FORMAT, links, body]``:
+
+* ``FORMAT`` is the integer format version (1).
+* ``links`` is the sorted list of raw 32-byte digests the body refers to, so a
+  store can walk the object graph without decoding values.
+* ``body`` is the value, encoded canonically: msgpack keeps ``None``, ``bool``,
+  ``int``, ``float`` (always 64-bit), ``str`` and ``bytes`` apart, so ``True``,
+  ``1`` and ``1.0`` encode (and digest) differently. Dict keys are sorted. A
+  resource is the pair ``[Ext(1, type id), {field: value, ...}]`` with fields in
+  sorted order; a ``Ref`` is ``Ext(2, digest)``; an integer beyond 64 bits is
+  ``Ext(3, decimal)``; a resource class is ``Ext(4, type id)``. Other types go
+  through their registered ``TypeWrapper``.
+
+The same value always yields the same bytes, and the digest of an object is the
+SHA-256 of those bytes. Decoding builds values only from registered types: it
+never imports modules and never runs code named by the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Protocol
+
+import msgpack
+
+from enact.errors import (
+    CycleError,
+    DeserializationError,
+    FieldTypeError,
+    RegistryError,
+    SerializationError,
+    UnregisteredResource,
+)
+from enact.refs import Ref
+from enact.registry import Registry
+from enact.resources import ResourceBase
+from enact.wrappers import TypeWrapper
+
+FORMAT = 1
+
+EXT_RESOURCE = 1
+EXT_REF = 2
+EXT_BIGINT = 3
+EXT_CLASS = 4
+
+_MIN_INT = -(1 << 63)
+_MAX_INT = (1 << 64) - 1
+
+_ExtType = msgpack.ExtType
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True, datetime=False).pack
+
+
+class _Unsupported(Exception):
+    """Internal: carries the path to an unstorable value up to the top level."""
+
+    def __init__(self, value_type: type, reason: str = "") -> None:
+        self.value_type = value_type
+        self.reason = reason
+        self.path: list[str] = []
+
+
+def _sorted_field_names(cls: type[ResourceBase]) -> tuple[str, ...]:
+    names = cls.__dict__.get("_enact_sorted_fields")
+    if names is None:
+        names = tuple(sorted(cls.field_names()))
+        type.__setattr__(cls, "_enact_sorted_fields", names)
+    return names
+
+
+def _marker(cls: type[ResourceBase]) -> msgpack.ExtType:
+    marker = cls.__dict__.get("_enact_marker")
+    if marker is None:
+        registry = Registry.get()
+        if not registry.is_registered(cls):
+            raise _Unsupported(cls, "its class is not registered (decorate it with @enact.register)")
+        marker = _ExtType(EXT_RESOURCE, cls.type_id().encode())
+        type.__setattr__(cls, "_enact_marker", marker)
+    return marker
+
+
+class Encoder:
+    """Encodes one value; collects the digests it links to."""
+
+    __slots__ = ("links", "_active", "_registry")
+
+    def __init__(self) -> None:
+        self.links: set[str] = set()
+        self._active: set[int] = set()
+        self._registry = Registry.get()
+
+    def encode(self, v: Any) -> Any:
+        t = type(v)
+        if t is str or t is float or t is bool or t is bytes or v is None:
+            return v
+        if t is int:
+            return v if _MIN_INT <= v <= _MAX_INT else _ExtType(EXT_BIGINT, str(v).encode())
+        if t is Ref:
+            digest = v.digest
+            self.links.add(digest)
+            try:
+                return _ExtType(EXT_REF, bytes.fromhex(digest))
+            except (TypeError, ValueError):
+                raise _Unsupported(Ref, f"its digest {digest!r} is not a hex digest") from None
+        if t is list:
+            return self._encode_list(v)
+        if t is dict:
+            return self._encode_dict(v)
+        if isinstance(v, ResourceBase):
+            return self._encode_resource(v)
+        if isinstance(v, type) and issubclass(v, ResourceBase):
+            return _ExtType(EXT_CLASS, _marker(v).data)
+        wrapper = self._registry.wrapper_for(t)
+        if wrapper is None:
+            raise _Unsupported(t)
+        return self._encode_resource(wrapper.wrap(v))
+
+    def _enter(self, v: Any) -> int:
+        key = id(v)
+        if key in self._active:
+            raise CycleError(
+                f"cannot store a {type(v).__qualname__} that contains itself; "
+                "content-addressed values must form a DAG (use a Ref to share structure)"
+            )
+        self._active.add(key)
+        return key
+
+    def _encode_list(self, v: list) -> list:
+        key = self._enter(v)
+        encode = self.encode
+        out = []
+        index = 0
+        try:
+            for index, item in enumerate(v):
+                out.append(encode(item))
+        except _Unsupported as exc:
+            exc.path.append(f"[{index}]")
+            raise
+        self._active.discard(key)
+        return out
+
+    def _encode_dict(self, v: dict) -> dict:
+        key = self._enter(v)
+        encode = self.encode
+        out = {}
+        try:
+            keys = sorted(v)
+        except TypeError:
+            keys = list(v)
+        name = ""
+        try:
+            for name in keys:
+                if type(name) is not str:
+                    raise _Unsupported(type(name), "dict keys must be str")
+                out[name] = encode(v[name])
+        except _Unsupported as exc:
+            exc.path.append(f"[{name!r}]")
+            raise
+        self._active.discard(key)
+        return out
+
+    def _encode_resource(self, v: ResourceBase) -> list:
+        cls = type(v)
+        marker = _marker(cls)
+        key = self._enter(v)
+        encode = self.encode
+        fields = {}
+        name = ""
+        try:
+            for name in _sorted_field_names(cls):
+                fields[name] = encode(getattr(v, name))
+        except _Unsupported as exc:
+            exc.path.append(f".{name}")
+            exc.path.append(cls.__qualname__)
+            raise
+        except AttributeError as exc:
+            raise FieldTypeError(f"{cls.__qualname__} has no value for field {name!r}") from exc
+        self._active.discard(key)
+        return [marker, fields]
+
+
+def _raise_field_error(exc: _Unsupported, value: Any) -> None:
+    path = "".join(reversed(exc.path))
+    where = f" in field {path}" if path else ""
+    reason = exc.reason or (
+        "register a TypeWrapper for it, make it a Resource, or convert it to a "
+        "supported type (None, bool, int, float, str, bytes, list, dict with str "
+        "keys, tuple, set, resources)"
+    )
+    raise FieldTypeError(
+        f"cannot store a value of type {exc.value_type.__qualname__}{where}: {reason}"
+    ) from None
+
+
+def encode_value(value: Any) -> tuple[Any, set[str]]:
+    """The canonical msgpack-ready structure of ``value`` and the digests it links to."""
+    encoder = Encoder()
+    try:
+        body = encoder.encode(value)
+    except _Unsupported as exc:
+        _raise_field_error(exc, value)
+    except RecursionError:
+        raise SerializationError(
+            f"value of type {type(value).__qualname__} is nested too deeply to encode"
+        ) from None
+    return body, encoder.links
+
+
+def pack_value(value: Any) -> tuple[bytes, set[str]]:
+    """Pack ``value`` into object bytes; also return the digests it links to."""
+    body, links = encode_value(value)
+    link_list = sorted(bytes.fromhex(d) for d in links) if links else []
+    return _packb([FORMAT, link_list, body]), links
+
+
+def pack_encoded(body: Any, links: set[str] | list[str]) -> bytes:
+    """Pack an already-encoded body (fast path for records built by enact itself)."""
+    link_list = sorted(bytes.fromhex(d) for d in links) if links else []
+    return _packb([FORMAT, link_list, body])
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical encoding of ``value`` alone (used to order set elements)."""
+    return _packb(encode_value(value)[0])
+
+
+# Decoding ------------------------------------------------------------------
+
+
+class _Marker:
+    __slots__ = ("type_id",)
+
+    def __init__(self, type_id: str) -> None:
+        self.type_id = type_id
+
+
+_markers: dict[bytes, _Marker] = {}
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == EXT_REF:
+        return Ref(data.hex())
+    if code == EXT_RESOURCE:
+        marker = _markers.get(data)
+        if marker is None:
+            marker = _markers[data] = _Marker(data.decode())
+        return marker
+    if code == EXT_BIGINT:
+        return int(data.decode("ascii"))
+    if code == EXT_CLASS:
+        return Registry.get().lookup(data.decode())
+    raise DeserializationError(f"unknown msgpack extension code {code}")
+
+
+def _build_resource(marker: _Marker, fields: dict) -> Any:
+    cls = Registry.get().lookup(marker.type_id)
+    obj = cls.from_fields(fields)
+    if isinstance(obj, TypeWrapper):
+        return obj.unwrap()
+    return obj
+
+
+def _list_hook(items: list) -> Any:
+    if len(items) == 2 and type(items[0]) is _Marker:
+        return _build_resource(items[0], items[1])
+    return items
+
+
+def unpack_value(data: bytes) -> Any:
+    """Decode packed object bytes into a value."""
+    try:
+        obj = msgpack.unpackb(
+            data, ext_hook=_ext_hook, list_hook=_list_hook, raw=False, strict_map_key=True
+        )
+    except (UnregisteredResource, RegistryError):
+        raise
+    except Exception as exc:
+        raise DeserializationError(f"cannot decode object of {len(data)} bytes: {exc}") from exc
+    if type(obj) is not list or len(obj) != 3 or obj[0] != FORMAT:
+        raise DeserializationError(
+            f"not an enact object (expected [{FORMAT}, links, body], got {type(obj).__name__})"
+        )
+    return obj[2]
+
+
+def packed_links(data: bytes) -> list[str]:
+    """The digests an object links to, read without decoding its body."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() != 3 or unpacker.unpack() != FORMAT:
+            raise DeserializationError("not an enact object")
+        return [d.hex() for d in unpacker.unpack()]
+    except DeserializationError:
+        raise
+    except Exception as exc:
+        raise DeserializationError(f"cannot read links of object: {exc}") from exc
+
+
+# Plain views and pluggable serializers ------------------------------------
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-like view: resources become ``{"type": id, "fields": {...}}``."""
+    return _plain(encode_value(value)[0])
+
+
+def _plain(v: Any) -> Any:
+    t = type(v)
+    if t is list:
+        if len(v) == 2 and type(v[0]) is _ExtType and v[0].code == EXT_RESOURCE:
+            return {"type": v[0].data.decode(), "fields": {k: _plain(x) for k, x in v[1].items()}}
+        return [_plain(x) for x in v]
+    if t is dict:
+        return {k: _plain(x) for k, x in v.items()}
+    if t is _ExtType:
+        if v.code == EXT_REF:
+            return {"ref": v.data.hex()}
+        if v.code == EXT_BIGINT:
+            return {"int": v.data.decode()}
+        return {"class": v.data.decode()}
+    return v
+
+
+class Serializer(Protocol):
+    """Turns values (resources and everything storable) into bytes and back."""
+
+    def serialize(self, value: Any) -> bytes: ...
+
+    def deserialize(self, data: bytes) -> Any: ...
+
+
+class MsgpackSerializer:
+    """The canonical binary encoding used by stores."""
+
+    def serialize(self, value: Any) -> bytes:
+        return pack_value(value)[0]
+
+    def deserialize(self, data: bytes) -> Any:
+        return unpack_value(data)
+
+
+class JsonSerializer:
+    """A human-readable JSON encoding with the same type distinctions.
+
+    Tagged objects keep what JSON would blur: ``{"$b": base64}`` for bytes,
+    ``{"$f": repr}`` for floats, ``{"$r": digest}`` for refs, ``{"$t": type id,
+    "$v": fields}`` for resources, ``{"$c": type id}`` for resource classes,
+    ``{"$i": decimal}`` for big integers and ``{"$d": {...}}`` for dicts.
+    """
+
+    def serialize(self, value: Any) -> bytes:
+        body, _ = encode_value(value)
+        return json.dumps(self._to_json(body), sort_keys=True, separators=(",", ":")).encode()
+
+    def _to_json(self, v: Any) -> Any:
+        t = type(v)
+        if t is bytes:
+            return {"$b": base64.b64encode(v).decode()}
+        if t is float:
+            return {"$f": repr(v)}
+        if t is dict:
+            return {"$d": {k: self._to_json(x) for k, x in v.items()}}
+        if t is list:
+            if len(v) == 2 and type(v[0]) is _ExtType and v[0].code == EXT_RESOURCE:
+                return {"$t": v[0].data.decode(), "$v": self._to_json(v[1])["$d"]}
+            return [self._to_json(x) for x in v]
+        if t is _ExtType:
+            tag = {EXT_REF: "$r", EXT_BIGINT: "$i", EXT_CLASS: "$c"}[v.code]
+            return {tag: v.data.hex() if v.code == EXT_REF else v.data.decode()}
+        return v
+
+    def deserialize(self, data: bytes) -> Any:
+        try:
+            tree = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DeserializationError(f"invalid JSON: {exc}") from exc
+        return self._from_json(tree)
+
+    def _from_json(self, v: Any) -> Any:
+        if type(v) is list:
+            return [self._from_json(x) for x in v]
+        if type(v) is not dict:
+            return v
+        if "$d" in v:
+            return {k: self._from_json(x) for k, x in v["$d"].items()}
+        if "$t" in v:
+            fields = {k: self._from_json(x) for k, x in v["$v"].items()}
+            return _build_resource(_Marker(v["$t"]), fields)
+        if "$b" in v:
+            return base64.b64decode(v["$b"])
+        if "$f" in v:
+            return float(v["$f"])
+        if "$r" in v:
+            return Ref(v["$r"])
+        if "$i" in v:
+            return int(v["$i"])
+        if "$c" in v:
+            return Registry.get().lookup(v["$c"])
+        raise DeserializationError(f"unknown JSON tag in {sorted(v)}")

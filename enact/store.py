@@ -1,0 +1,258 @@
+"""``Store``: commit values, check them out, and be the current store.
+
+A store wraps a ``Backend`` (opaque bytes by digest) and does everything that
+must be done exactly once: canonical encoding, hashing, verifying every object
+it reads against its digest, caching verified bytes, and batching writes. Use it
+as a context manager to make it the current store for the code inside; the
+current store lives in a context variable, so it follows ``asyncio`` tasks
+(threads you start yourself need it passed along, e.g. with
+``contextvars.copy_context().run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+from enact.backend import Backend, describe
+from enact.digests import digest_bytes, verify
+from enact.errors import ObjectMissing, StoreError
+from enact.refs import Ref
+from enact.serialization import pack_value, unpack_value
+
+if TYPE_CHECKING:
+    import os
+
+_stores: contextvars.ContextVar[tuple[Store, ...]] = contextvars.ContextVar(
+    "enact_stores", default=()
+)
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def current_store() -> Store:
+    """The innermost active store; ``StoreError`` if none is active."""
+    stack = _stores.get()
+    if not stack:
+        raise StoreError(
+            "no store is active: wrap the code in `with enact.InMemoryStore():`, "
+            "`with enact.FileStore(path):` or `with enact.Store(backend):`"
+        )
+    return stack[-1]
+
+
+def active_store() -> Store | None:
+    """The innermost active store, or ``None``."""
+    stack = _stores.get()
+    return stack[-1] if stack else None
+
+
+class Store:
+    """Commits and checks out values through a backend.
+
+    ``Store()`` with no backend opens the one named by ``$ENACT_STORE_URL``, or
+    the default file store in ``.enact``; a URL string is accepted too.
+    """
+
+    def __init__(
+        self, backend: Backend | str | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
+        from enact.config import open_backend
+
+        self.backend: Backend = open_backend(backend)
+        self._cache: dict[str, bytes] = {}
+        self._cache_size = 0
+        self._cache_limit = cache_bytes
+        self._records: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # The memory backend keeps the very bytes we gave it; caching them again
+        # would only double the memory.
+        self._use_cache = cache_bytes > 0 and not _is_memory(self.backend)
+
+    # Context -----------------------------------------------------------------
+
+    def __enter__(self) -> Store:
+        _stores.set(_stores.get() + (self,))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        stack = _stores.get()
+        if stack and stack[-1] is self:
+            _stores.set(stack[:-1])
+        else:  # exited out of order: remove our innermost entry
+            index = len(stack) - 1 - stack[::-1].index(self)
+            _stores.set(stack[:index] + stack[index + 1 :])
+
+    # Values ------------------------------------------------------------------
+
+    def commit(self, value: Any) -> Ref[Any]:
+        """Store ``value``; return its ref. Equal values give equal refs."""
+        data, _ = pack_value(value)
+        digest = digest_bytes(data)
+        self.put_objects({digest: data})
+        return Ref(digest)
+
+    def checkout(self, ref: Ref[Any] | str) -> Any:
+        """Decode the value behind ``ref`` afresh, verifying its digest."""
+        digest = ref if isinstance(ref, str) else ref.digest
+        return unpack_value(self.get_object(digest))
+
+    def has(self, ref: Ref[Any] | str) -> bool:
+        digest = ref if isinstance(ref, str) else ref.digest
+        return self.has_objects([digest])[0]
+
+    async def commit_async(self, value: Any) -> Ref[Any]:
+        if _is_memory(self.backend):
+            return self.commit(value)
+        return await asyncio.to_thread(self.commit, value)
+
+    async def checkout_async(self, ref: Ref[Any] | str) -> Any:
+        if _is_memory(self.backend):
+            return self.checkout(ref)
+        return await asyncio.to_thread(self.checkout, ref)
+
+    def checkout_record(self, digest: str) -> Any:
+        """A decoded value that callers promise never to mutate, shared and cached.
+
+        Used for enact's own frozen records (invocations, requests, responses),
+        where decoding the same object twice would be wasted work.
+        """
+        record = self._records.get(digest)
+        if record is None:
+            record = unpack_value(self.get_object(digest))
+            if len(self._records) > 1_000_000:
+                self._records.clear()
+            self._records[digest] = record
+        return record
+
+    def remember_record(self, digest: str, record: Any) -> None:
+        """Seed the record cache with a value just committed by enact itself."""
+        self._records[digest] = record
+
+    # Objects -----------------------------------------------------------------
+
+    def put_objects(self, objects: Mapping[str, bytes]) -> None:
+        """Write packed objects (digest -> bytes) in one backend batch."""
+        if not objects:
+            return
+        self.backend.put(objects)
+        if self._use_cache:
+            for digest, data in objects.items():
+                self._remember(digest, data)
+
+    def get_object(self, digest: str) -> bytes:
+        """Verified bytes of one object; ``ObjectMissing`` or ``ObjectCorrupt``."""
+        return self.get_objects([digest])[0]
+
+    def get_objects(self, digests: Sequence[str]) -> list[bytes]:
+        """Verified bytes of several objects, aligned; raises on the first missing."""
+        out: list[bytes | None] = [self._cache.get(d) for d in digests] if self._use_cache else [
+            None
+        ] * len(digests)
+        wanted = [i for i, data in enumerate(out) if data is None]
+        if wanted:
+            try:
+                fetched = self.backend.get([digests[i] for i in wanted])
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(
+                    f"backend {describe(self.backend)} failed to read objects: {exc}"
+                ) from exc
+            for i, data in zip(wanted, fetched):
+                digest = digests[i]
+                if data is None:
+                    raise ObjectMissing(
+                        f"no object {digest} in store {describe(self.backend)}"
+                    )
+                verify(digest, data, describe(self.backend))
+                out[i] = data
+                if self._use_cache:
+                    self._remember(digest, data)
+        return out  # type: ignore[return-value]
+
+    def has_objects(self, digests: Sequence[str]) -> list[bool]:
+        return self.backend.has(digests)
+
+    def _remember(self, digest: str, data: bytes) -> None:
+        size = len(data)
+        if size > self._cache_limit // 8:
+            return
+        with self._lock:
+            if digest in self._cache:
+                return
+            self._cache[digest] = data
+            self._cache_size += size
+            if self._cache_size > self._cache_limit:
+                # Drop the oldest half: cheap, and good enough for a read cache.
+                for old in list(self._cache)[: len(self._cache) // 2]:
+                    self._cache_size -= len(self._cache.pop(old))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({describe(self.backend)})"
+
+
+def _is_memory(backend: object) -> bool:
+    from enact.stores.memory import MemoryBackend
+
+    return type(backend) is MemoryBackend
+
+
+class InMemoryStore(Store):
+    """A store whose objects live in this process's memory."""
+
+    def __init__(self) -> None:
+        from enact.stores.memory import MemoryBackend
+
+        super().__init__(MemoryBackend())
+
+
+class FileStore(Store):
+    """A store in a directory; objects are written atomically."""
+
+    def __init__(self, root_dir: str | os.PathLike[str]) -> None:
+        from enact.stores.file import FileBackend
+
+        super().__init__(FileBackend(root_dir))
+
+
+def commit(value: Any) -> Ref[Any]:
+    """Commit ``value`` to the current store."""
+    return current_store().commit(value)
+
+
+def checkout(ref: Ref[Any]) -> Any:
+    """Check ``ref`` out of the current store."""
+    return current_store().checkout(ref)
+
+
+async def commit_async(value: Any) -> Ref[Any]:
+    return await current_store().commit_async(value)
+
+
+async def checkout_async(ref: Ref[Any]) -> Any:
+    return await current_store().checkout_async(ref)
+
+
+def resource_digest(value: Any) -> str:
+    """The digest ``value`` would have in any store, without storing it."""
+    return digest_bytes(pack_value(value)[0])
+
+
+def iter_links(store: Store, roots: Iterable[str]) -> Iterable[str]:
+    """Every digest reachable from ``roots`` (each once), without decoding values."""
+    from enact.serialization import packed_links
+
+    seen: set[str] = set()
+    frontier = [d for d in roots]
+    while frontier:
+        batch = [d for d in dict.fromkeys(frontier) if d not in seen]
+        frontier = []
+        if not batch:
+            break
+        seen.update(batch)
+        for digest, data in zip(batch, store.get_objects(batch)):
+            yield digest
+            frontier.extend(packed_links(data))

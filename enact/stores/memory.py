@@ -1,0 +1,34 @@
+"""A process-local backend: a dict from digest to bytes, safe across threads."""
+
+from __future__ import annotations
+
+import threading
+from typing import Mapping, Sequence
+
+
+class MemoryBackend:
+    """Keeps packed objects in memory; nothing survives the process."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def has(self, digests: Sequence[str]) -> list[bool]:
+        objects = self._objects
+        return [d in objects for d in digests]
+
+    def get(self, digests: Sequence[str]) -> list[bytes | None]:
+        get = self._objects.get
+        return [get(d) for d in digests]
+
+    def put(self, objects: Mapping[str, bytes]) -> None:
+        with self._lock:
+            self._objects.update(objects)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend({len(self._objects)} objects)"

@@ -1,0 +1,278 @@
+"""Type wrappers: make values of foreign types storable.
+
+A ``TypeWrapper[T]`` is a resource that stands in for a ``T`` in storage:
+``wrap`` turns a ``T`` into the wrapper, ``unwrap`` turns it back. Built-in
+wrappers cover tuples, sets, frozensets, types, functions and modules. Loading a
+type, function or module never imports anything: it resolves against what is
+registered or already imported in this process.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from enact.errors import UnregisteredResource
+from enact.registry import Registry, register
+from enact.resources import ImmutableResource, Resource, ResourceBase
+
+T = TypeVar("T")
+
+
+class TypeWrapper(Resource, Generic[T]):
+    """Base class for wrappers of non-enact types; subclasses are dataclasses."""
+
+    # Built-in wrappers set this so that, e.g., a namedtuple is not silently
+    # stored as a plain tuple.
+    exact_type_only = False
+
+    @classmethod
+    @abc.abstractmethod
+    def wrapped_type(cls) -> type[T]:
+        """The type this wrapper stores."""
+
+    @classmethod
+    @abc.abstractmethod
+    def wrap(cls, value: T) -> TypeWrapper[T]:
+        """Build the wrapper for ``value``."""
+
+    @abc.abstractmethod
+    def unwrap(self) -> T:
+        """Build a fresh value from the wrapper."""
+
+    @classmethod
+    def set_wrapped_value(cls, target: T, src: T) -> None:
+        """Update ``target`` in place to equal ``src`` (replay of mutating calls).
+
+        The default handles objects with a ``__dict__``; override for others.
+        """
+        if hasattr(target, "__dict__") and hasattr(src, "__dict__"):
+            target.__dict__.clear()
+            target.__dict__.update(src.__dict__)
+            return
+        raise TypeError(
+            f"{cls.__qualname__} cannot update a {type(target).__qualname__} in place; "
+            "override set_wrapped_value"
+        )
+
+
+@register
+@dataclass(frozen=True)
+class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
+    values: list
+
+    exact_type_only = True
+
+    @classmethod
+    def wrapped_type(cls) -> type[tuple]:
+        return tuple
+
+    @classmethod
+    def wrap(cls, value: tuple) -> TupleWrapper:
+        return cls(list(value))
+
+    def unwrap(self) -> tuple:
+        return tuple(self.values)
+
+
+def _canonical_order(values: Any) -> list:
+    """Sort set elements by their canonical encoding, so equal sets digest equally."""
+    from enact.serialization import canonical_bytes
+
+    return [v for _, v in sorted(((canonical_bytes(v), v) for v in values), key=lambda p: p[0])]
+
+
+@register
+@dataclass(frozen=True)
+class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
+    values: list
+
+    exact_type_only = True
+
+    @classmethod
+    def wrapped_type(cls) -> type[set]:
+        return set
+
+    @classmethod
+    def wrap(cls, value: set) -> SetWrapper:
+        return cls(_canonical_order(value))
+
+    def unwrap(self) -> set:
+        return set(self.values)
+
+
+@register
+@dataclass(frozen=True)
+class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: ignore[misc]
+    values: list
+
+    exact_type_only = True
+
+    @classmethod
+    def wrapped_type(cls) -> type[frozenset]:
+        return frozenset
+
+    @classmethod
+    def wrap(cls, value: frozenset) -> FrozenSetWrapper:
+        return cls(_canonical_order(value))
+
+    def unwrap(self) -> frozenset:
+        return frozenset(self.values)
+
+
+def _resolve_loaded(module_name: str, qualname: str, what: str) -> Any:
+    """Find ``module.qualname`` among already-imported modules, without importing."""
+    module = sys.modules.get(module_name)
+    if module is None:
+        raise UnregisteredResource(
+            f"{what} {module_name}.{qualname} cannot be loaded: module {module_name!r} is "
+            "not imported in this process (enact never imports modules named by stored data)"
+        )
+    obj: Any = module
+    for part in qualname.split("."):
+        if part == "<locals>" or not hasattr(obj, part):
+            raise UnregisteredResource(
+                f"{what} {module_name}.{qualname} cannot be loaded: it is not defined at "
+                "module level in the imported module"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+@register
+@dataclass(frozen=True)
+class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
+    """A Python type, stored by module and qualified name."""
+
+    module: str
+    qualname: str
+
+    @classmethod
+    def wrapped_type(cls) -> type[type]:
+        return type
+
+    @classmethod
+    def wrap(cls, value: type) -> TypeReference:
+        return cls(value.__module__, value.__qualname__)
+
+    def unwrap(self) -> type:
+        if self.module == "builtins":
+            import builtins
+
+            return getattr(builtins, self.qualname)  # type: ignore[no-any-return]
+        try:
+            registered = Registry.get().lookup(f"{self.module}.{self.qualname}")
+            return registered
+        except UnregisteredResource:
+            pass
+        obj = _resolve_loaded(self.module, self.qualname, "type")
+        if not isinstance(obj, type):
+            raise UnregisteredResource(f"{self.module}.{self.qualname} is not a type")
+        return obj
+
+
+def function_id(fn: Any) -> str:
+    """The stable name of a function: ``module.QualName``."""
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+@register
+@dataclass(frozen=True)
+class FunctionReference(TypeWrapper[types.FunctionType], ImmutableResource):  # type: ignore[misc]
+    """A function, stored by module and qualified name."""
+
+    module: str
+    qualname: str
+
+    @classmethod
+    def wrapped_type(cls) -> type[types.FunctionType]:
+        return types.FunctionType
+
+    @classmethod
+    def wrap(cls, value: Any) -> FunctionReference:
+        return cls(value.__module__, value.__qualname__)
+
+    def unwrap(self) -> Any:
+        tracked = Registry.get().lookup_function(f"{self.module}.{self.qualname}")
+        if tracked is not None:
+            return tracked
+        return _resolve_loaded(self.module, self.qualname, "function")
+
+    def __str__(self) -> str:
+        return self.qualname
+
+
+@register
+@dataclass(frozen=True)
+class BuiltinFunctionReference(FunctionReference):
+    @classmethod
+    def wrapped_type(cls) -> type[types.BuiltinFunctionType]:  # type: ignore[override]
+        return types.BuiltinFunctionType
+
+
+@register
+@dataclass(frozen=True)
+class ModuleReference(TypeWrapper[types.ModuleType], ImmutableResource):  # type: ignore[misc]
+    """A module, stored by name; loads only modules already imported."""
+
+    name: str
+
+    @classmethod
+    def wrapped_type(cls) -> type[types.ModuleType]:
+        return types.ModuleType
+
+    @classmethod
+    def wrap(cls, value: types.ModuleType) -> ModuleReference:
+        return cls(value.__name__)
+
+    def unwrap(self) -> types.ModuleType:
+        module = sys.modules.get(self.name)
+        if module is None:
+            raise UnregisteredResource(
+                f"module {self.name!r} is not imported in this process; import it first"
+            )
+        return module
+
+
+_PLAIN = (type(None), bool, int, float, str, bytes, list, dict)
+
+
+def wrap(value: Any) -> Any:
+    """Return a storable form of ``value``: itself if storable, else its wrapper.
+
+    Raises ``FieldTypeError`` if no wrapper is registered for its type.
+    """
+    if isinstance(value, ResourceBase) or type(value) in _PLAIN:
+        return value
+    if isinstance(value, type) and issubclass(value, ResourceBase):
+        return value
+    wrapper = Registry.get().wrapper_for(type(value))
+    if wrapper is None:
+        from enact.errors import FieldTypeError
+
+        raise FieldTypeError(
+            f"cannot store a value of type {type(value).__qualname__}: register a "
+            "TypeWrapper for it or use a Resource"
+        )
+    return wrapper.wrap(value)
+
+
+def unwrap(value: Any) -> Any:
+    """Inverse of ``wrap``: turn a wrapper back into the value it stands for."""
+    if isinstance(value, TypeWrapper):
+        return value.unwrap()
+    return value
+
+
+def deepcopy(value: Any) -> Any:
+    """An independent copy, made by encoding and decoding (so it obeys storage rules)."""
+    from enact.serialization import pack_value, unpack_value
+
+    return unpack_value(pack_value(value)[0])
+
+
+to_python_type = unwrap
+from_python_type = wrap
