@@ -134,3 +134,20 @@ def s3_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
     return (
         e.get(ENV_S3_ENDPOINT_URL) or e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
     ) or None
+
+
+def s3_settings(env: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Endpoint, region and credentials for S3, from ``ENACT_S3_ENDPOINT_URL`` and ``AWS_*``.
+
+    Keys match ``S3Backend``'s keyword arguments. A value left ``None`` lets boto3
+    fall back to its own chain (shared config files, instance roles).
+    """
+    e = _env(env)
+    return {
+        "endpoint_url": s3_endpoint_url(env),
+        "region_name": e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or None,
+        "aws_access_key_id": e.get("AWS_ACCESS_KEY_ID") or None,
+        "aws_secret_access_key": e.get("AWS_SECRET_ACCESS_KEY") or None,
+        "aws_session_token": e.get("AWS_SESSION_TOKEN") or None,
+        "profile_name": e.get("AWS_PROFILE") or None,
+    }

@@ -30,6 +30,8 @@ _stores: contextvars.ContextVar[tuple[Store, ...]] = contextvars.ContextVar(
 )
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+_MISSING = object()
+_SHAREABLE = frozenset({int, float, str, bytes, bool, type(None)})
 
 
 def current_store() -> Store:
@@ -66,6 +68,11 @@ class Store:
         self._cache_size = 0
         self._cache_limit = cache_bytes
         self._records: dict[str, Any] = {}
+        self._values: dict[str, Any] = {}
+        # Nodes of invocations recorded or loaded through this store (enact.calls),
+        # and digests known to be in the backend, so they are not written twice.
+        self.nodes: dict[str, Any] = {}
+        self.known_digests: set[str] = set()
         self._lock = threading.Lock()
         # The memory backend keeps the very bytes we gave it; caching them again
         # would only double the memory.
@@ -126,6 +133,19 @@ class Store:
                 self._records.clear()
             self._records[digest] = record
         return record
+
+    def checkout_value(self, digest: str) -> Any:
+        """Like ``checkout``, but shares decoded immutable scalars between calls."""
+        value = self._values.get(digest, _MISSING)
+        if value is _MISSING:
+            value = unpack_value(self.get_object(digest))
+            if type(value) in _SHAREABLE and (
+                not isinstance(value, (str, bytes)) or len(value) < 1024
+            ):
+                if len(self._values) > 100_000:
+                    self._values.clear()
+                self._values[digest] = value
+        return value
 
     def remember_record(self, digest: str, record: Any) -> None:
         """Seed the record cache with a value just committed by enact itself."""

@@ -1,0 +1,485 @@
+"""Tracked callables and ``invoke``: the public face of the call engine.
+
+Registered functions, methods and ``Invokable`` resources behave like ordinary
+callables until they run inside ``invoke``: then every call is recorded as a
+child of the call that made it, and the whole tree is committed to the current
+store when the top-level call ends.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import inspect
+import types
+import typing
+from typing import Any, Callable, Generic, TypeVar
+
+from enact import calls
+from enact.calls import CallSpec, Session, _packed, args_object, call_async, call_sync, value_object
+from enact.errors import FieldTypeError
+from enact.records import BoundMethod, ExceptionResource, Invocation
+from enact.registry import Registry
+from enact.resources import Resource, ResourceBase
+from enact.store import current_store
+from enact.wrappers import FunctionReference
+
+I = TypeVar("I")  # noqa: E741
+O = TypeVar("O")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NO_ARG = object()
+
+
+# State of stateful invokables ------------------------------------------------
+
+
+def _post_same(spec: CallSpec) -> str:
+    return spec.invokable_digest
+
+
+def _restore_none(spec: CallSpec, state: Any) -> None:
+    return None
+
+
+def _post_resource(spec: CallSpec) -> str:
+    digest, data = _packed(spec.live)
+    session = calls.current_frame()
+    if session is not None:
+        session.session.add(digest, data)
+    return digest
+
+
+def _post_bound(spec: CallSpec) -> str:
+    instance, function = spec.live
+    digest, data = _packed(BoundMethod(instance, function))
+    frame = calls.current_frame()
+    if frame is not None:
+        frame.session.add(digest, data)
+    return digest
+
+
+def _restore_resource(spec: CallSpec, state: Any) -> None:
+    spec.live.set_from(state)
+
+
+def _restore_bound(spec: CallSpec, state: BoundMethod) -> None:
+    set_instance_state(spec.live[0], state.instance)
+
+
+def set_instance_state(target: Any, state: Any) -> None:
+    """Make ``target`` equal to ``state`` in place (a resource or a wrapped value)."""
+    if isinstance(target, ResourceBase):
+        target.set_from(state)
+        return
+    wrapper = Registry.get().wrapper_for(type(target))
+    if wrapper is None:
+        raise FieldTypeError(f"cannot restore the state of a {type(target).__qualname__}")
+    wrapper.set_wrapped_value(target, state)
+
+
+# Tracked functions -------------------------------------------------------------
+
+
+class Function:
+    """A registered function: runs as usual, and is recorded inside ``invoke``."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+        self.function_id = f"{fn.__module__}.{fn.__qualname__}"
+        self._reference: tuple[str, bytes] | None = None
+        self.output_type = _return_annotation(fn)
+
+    def reference_object(self) -> tuple[str, bytes]:
+        if self._reference is None:
+            self._reference = _packed(FunctionReference(self.fn.__module__, self.fn.__qualname__))
+        return self._reference
+
+    def _spec(self, frame: calls.Frame, args: tuple, kwargs: dict) -> CallSpec:
+        (input_digest, input_data), immutable = args_object(args, kwargs)
+        invokable_digest, invokable_data = self.reference_object()
+        session = frame.session
+        session.add(invokable_digest, invokable_data)
+        session.add(input_digest, input_data)
+        spec = CallSpec(self, invokable_digest, input_digest, immutable)
+        return spec
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        frame = calls._frame.get()
+        if frame is None:
+            return self.fn(*args, **kwargs)
+        spec = self._spec(frame, args, kwargs)
+        if not spec.immutable_input:
+            _watch_input(spec, args, kwargs)
+        return call_sync(frame, spec, lambda: self.fn(*args, **kwargs), _post_same, _restore_none)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        if instance is None:
+            return self
+        return BoundFunction(self, instance)
+
+    def __repr__(self) -> str:
+        return f"<enact function {self.function_id}>"
+
+    def __str__(self) -> str:
+        return str(self.__name__)  # type: ignore[attr-defined]
+
+
+class AsyncFunction(Function):
+    """A registered ``async def`` function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        frame = calls._frame.get()
+        if frame is None:
+            return self.fn(*args, **kwargs)
+        spec = self._spec(frame, args, kwargs)
+        if not spec.immutable_input:
+            _watch_input(spec, args, kwargs)
+        return call_async(frame, spec, lambda: self.fn(*args, **kwargs), _post_same, _restore_none)
+
+
+class BoundFunction:
+    """A registered method bound to an instance; the instance is recorded state."""
+
+    def __init__(self, function: Function, instance: Any) -> None:
+        self.function = function
+        self.instance = instance
+        self.__name__ = function.fn.__name__
+        self.__qualname__ = function.fn.__qualname__
+        self.__doc__ = function.fn.__doc__
+
+    def _spec(self, frame: calls.Frame, args: tuple, kwargs: dict) -> CallSpec:
+        (input_digest, input_data), immutable = args_object(args, kwargs)
+        invokable_digest, invokable_data = _packed(BoundMethod(self.instance, self.function))
+        session = frame.session
+        session.add(invokable_digest, invokable_data)
+        session.add(input_digest, input_data)
+        return CallSpec(
+            BoundMethod, invokable_digest, input_digest, immutable, (self.instance, self.function)
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fn = self.function.fn
+        frame = calls._frame.get()
+        if frame is None:
+            return fn(self.instance, *args, **kwargs)
+        spec = self._spec(frame, args, kwargs)
+        if not spec.immutable_input:
+            _watch_input(spec, args, kwargs)
+        runner = call_async if inspect.iscoroutinefunction(fn) else call_sync
+        return runner(
+            frame, spec, lambda: fn(self.instance, *args, **kwargs), _post_bound, _restore_bound
+        )
+
+    def __repr__(self) -> str:
+        return f"<bound enact method {self.__qualname__} of {self.instance!r}>"
+
+
+def _watch_input(spec: CallSpec, args: tuple, kwargs: dict) -> None:
+    spec.watch = lambda: args_object(args, kwargs)[0][0]
+
+
+def _register_function(fn: Callable[..., Any]) -> Function:
+    tracked: Function
+    if inspect.iscoroutinefunction(fn):
+        tracked = AsyncFunction(fn)
+    else:
+        tracked = Function(fn)
+    Registry.get().register_function(tracked.function_id, tracked)
+    return tracked
+
+
+def _return_annotation(fn: Callable[..., Any]) -> Any:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    return hints.get("return")
+
+
+# Invokables ----------------------------------------------------------------------
+
+
+class InvokableBase(ResourceBase, Generic[I, O]):
+    """A resource that can be called and recorded. Implement ``call``."""
+
+    @abc.abstractmethod
+    def call(self, *args: Any) -> O:
+        """Run the call; takes at most one positional argument (the input)."""
+
+    def _spec(self, frame: calls.Frame, args: tuple) -> CallSpec:
+        if len(args) > 1:
+            raise TypeError(
+                f"{type(self).__qualname__} takes at most one argument (its input), got {len(args)}"
+            )
+        value = args[0] if args else None
+        _check_type(self, "input", value)
+        input_digest, input_data = value_object(value)
+        invokable_digest, invokable_data = _packed(self)
+        session = frame.session
+        session.add(invokable_digest, invokable_data)
+        session.add(input_digest, input_data)
+        immutable = type(value) in calls._MEMO_TYPES
+        spec = CallSpec(type(self), invokable_digest, input_digest, immutable, self)
+        if not immutable:
+            spec.watch = lambda: value_object(value)[0]
+        return spec
+
+    def __call__(self, *args: Any) -> O:
+        frame = calls._frame.get()
+        if frame is None:
+            return self._checked(self.call(*args))
+        spec = self._spec(frame, args)
+        return call_sync(  # type: ignore[no-any-return]
+            frame, spec, lambda: self._checked(self.call(*args)), _post_resource, _restore_resource
+        )
+
+    def _checked(self, output: Any) -> Any:
+        _check_type(self, "output", output)
+        return output
+
+
+class Invokable(InvokableBase[I, O], Resource):
+    """Base class for ``@dataclass`` invokables."""
+
+
+class AsyncInvokableBase(ResourceBase, Generic[I, O]):
+    """A resource with an ``async def call``."""
+
+    @abc.abstractmethod
+    async def call(self, *args: Any) -> O:
+        """Run the call; takes at most one positional argument (the input)."""
+
+    _spec = InvokableBase._spec
+
+    def __call__(self, *args: Any) -> Any:
+        frame = calls._frame.get()
+        if frame is None:
+            return self._run(args)
+        spec = self._spec(frame, args)  # type: ignore[arg-type]
+        return call_async(frame, spec, lambda: self._run(args), _post_resource, _restore_resource)
+
+    async def _run(self, args: tuple) -> Any:
+        output = await self.call(*args)
+        _check_type(self, "output", output)
+        return output
+
+
+class AsyncInvokable(AsyncInvokableBase[I, O], Resource):
+    """Base class for ``@dataclass`` async invokables."""
+
+
+def _check_type(invokable: Any, which: str, value: Any) -> None:
+    expected = getattr(type(invokable), f"_enact_typed_{which}", None)
+    if expected is None:
+        return
+    from enact.requests import matches_type
+
+    if not matches_type(value, expected):
+        raise TypeError(
+            f"{type(invokable).__qualname__} expects {which} of type {_type_name(expected)}, "
+            f"got {type(value).__qualname__}: {value!r}"
+        )
+
+
+def _type_name(t: Any) -> str:
+    return getattr(t, "__qualname__", None) or repr(t)
+
+
+def typed_invokable(input_type: Any, output_type: Any) -> Callable[[type], type]:
+    """Declare an invokable's input and output types; calls then check both."""
+
+    def decorate(cls: type) -> type:
+        type.__setattr__(cls, "_enact_typed_input", input_type)
+        type.__setattr__(cls, "_enact_typed_output", output_type)
+        type.__setattr__(cls, "_enact_input_type", input_type)
+        type.__setattr__(cls, "_enact_output_type", output_type)
+        return cls
+
+    return decorate
+
+
+def _infer_types(cls: type) -> None:
+    """Record an invokable class's input/output types from ``call``'s annotations."""
+    if not isinstance(cls, type) or not issubclass(cls, (InvokableBase, AsyncInvokableBase)):
+        return
+    if "_enact_input_type" in cls.__dict__:
+        return
+    call = cls.__dict__.get("call") or getattr(cls, "call", None)
+    try:
+        params = list(inspect.signature(call).parameters.values())[1:]  # type: ignore[arg-type]
+        hints = typing.get_type_hints(call)
+    except Exception:
+        params, hints = [], {}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) > 1:
+        from enact.errors import RegistryError
+
+        raise RegistryError(
+            f"{cls.__qualname__}.call must take at most one argument besides self, "
+            f"got {len(positional)}"
+        )
+    input_type = type(None) if not positional else hints.get(positional[0].name)
+    type.__setattr__(cls, "_enact_input_type", input_type)
+    type.__setattr__(cls, "_enact_output_type", hints.get("return"))
+
+
+def output_type_of(invokable: Any) -> Any:
+    """The declared output type of an invokable or function, or ``None``."""
+    if isinstance(invokable, Function):
+        return invokable.output_type
+    if isinstance(invokable, BoundMethod):
+        return _return_annotation(getattr(invokable.function, "fn", invokable.function))
+    return getattr(type(invokable), "_enact_output_type", None)
+
+
+# invoke ------------------------------------------------------------------------
+
+
+def _as_callable(target: Any) -> Any:
+    if isinstance(target, (Function, BoundFunction, InvokableBase, AsyncInvokableBase)):
+        return target
+    if isinstance(target, types.MethodType):
+        func = target.__func__
+        tracked = func if isinstance(func, Function) else Function(func)
+        return BoundFunction(tracked, target.__self__)
+    if isinstance(target, types.FunctionType):
+        return AsyncFunction(target) if inspect.iscoroutinefunction(target) else Function(target)
+    raise TypeError(
+        f"cannot invoke {target!r}: expected a registered function or method, or an Invokable"
+    )
+
+
+def _start(
+    strict: bool,
+    exception_override: Any,
+    on_checkpoint: Any,
+    replay_from: Invocation | str | None,
+) -> tuple[Session, calls.Frame]:
+    store = current_store()
+    session = Session(store, strict, exception_override, on_checkpoint)
+    replay_digest = replay_from if isinstance(replay_from, (str, type(None))) else replay_from.digest
+    return session, calls.root_frame(session, replay_digest)
+
+
+def _conclude(
+    session: Session,
+    root: calls.Frame,
+    error: BaseException | None,
+    raise_on_errors: bool,
+    wrap_exceptions: bool,
+    commit: bool,
+) -> Invocation:
+    node = root.children[0] if root.children else None
+    if node is None:
+        # The call failed before it could be recorded (for example, its input
+        # cannot be stored): there is nothing to return.
+        assert error is not None
+        raise error
+    if commit:
+        session.flush()
+    invocation = node.invocation()
+    if error is not None and not isinstance(error, ExceptionResource):
+        if raise_on_errors and not wrap_exceptions:
+            try:
+                error.invocation = invocation  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            raise error
+    return invocation
+
+
+def _args(args: Any, kwargs: dict | None) -> tuple[tuple, dict]:
+    if not isinstance(args, tuple):
+        args = tuple(args) if isinstance(args, list) else (args,)
+    return args, dict(kwargs or {})
+
+
+def invoke(
+    target: Any,
+    args: Any = (),
+    kwargs: dict | None = None,
+    *,
+    replay_from: Invocation | str | None = None,
+    exception_override: Callable[[BaseException], Any] | None = None,
+    raise_on_errors: bool = True,
+    wrap_exceptions: bool = False,
+    strict: bool = True,
+    commit: bool = True,
+    on_checkpoint: Callable[[calls.Frame], None] | None = None,
+) -> Invocation:
+    """Call ``target`` and record the call tree in the current store.
+
+    Returns the ``Invocation``. A native exception is recorded and then
+    re-raised (with the invocation attached as ``exc.invocation``) unless
+    ``wrap_exceptions`` is true or ``raise_on_errors`` is false; an
+    ``ExceptionResource`` such as an input request is returned inside the
+    invocation. ``replay_from`` reuses the matching calls of a recorded
+    invocation (see ``Invocation.replay``).
+    """
+    args, kwargs = _args(args, kwargs)
+    callable_ = _as_callable(target)
+    session, root = _start(strict, exception_override, on_checkpoint, replay_from)
+    token = calls.enter_frame(root)
+    error: BaseException | None = None
+    try:
+        result = callable_(*args, **kwargs)
+        if inspect.isawaitable(result):
+            raise TypeError(f"{target!r} is async: use `await enact.invoke_async(...)`")
+    except Exception as exc:
+        error = exc
+    finally:
+        calls.exit_frame(token)
+    return _conclude(session, root, error, raise_on_errors, wrap_exceptions, commit)
+
+
+async def invoke_async(
+    target: Any,
+    args: Any = (),
+    kwargs: dict | None = None,
+    *,
+    replay_from: Invocation | str | None = None,
+    exception_override: Callable[[BaseException], Any] | None = None,
+    raise_on_errors: bool = True,
+    wrap_exceptions: bool = False,
+    strict: bool = True,
+    commit: bool = True,
+    on_checkpoint: Callable[[calls.Frame], None] | None = None,
+) -> Invocation:
+    """The ``async`` twin of ``invoke``; accepts sync and async targets."""
+    args, kwargs = _args(args, kwargs)
+    callable_ = _as_callable(target)
+    session, root = _start(strict, exception_override, on_checkpoint, replay_from)
+    token = calls.enter_frame(root)
+    error: BaseException | None = None
+    try:
+        result = callable_(*args, **kwargs)
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:
+        error = exc
+    finally:
+        calls.exit_frame(token)
+    if commit and session.objects and not _is_memory(session):
+        import asyncio
+
+        await asyncio.to_thread(session.flush)
+    return _conclude(session, root, error, raise_on_errors, wrap_exceptions, commit)
+
+
+def _is_memory(session: Session) -> bool:
+    from enact.store import _is_memory as is_memory
+
+    return is_memory(session.store.backend)
+
+
+def _install() -> None:
+    registry = Registry.get()
+    registry.function_registrar = _register_function
+    registry.register_wrapper(Function, FunctionReference)
+    registry.register_wrapper(AsyncFunction, FunctionReference)
+    registry.class_hooks.append(_infer_types)
+
+
+_install()

@@ -1,0 +1,256 @@
+"""The stored records of an execution: requests, responses and invocations.
+
+An ``Invocation`` pairs a ``Request`` (what was called: the invokable's state
+before the call, and the input) with a ``Response`` (the invokable's state after
+the call, the output or the exception, and the child invocations in call
+order). All three are frozen: a recorded execution never changes; rewinding or
+answering an input request builds new records that share the unchanged subtrees.
+
+A response with neither output nor exception is *incomplete*: the call was
+rewound, or is waiting to be replayed.
+"""
+
+from __future__ import annotations
+
+import traceback as traceback_module
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from enact.refs import Ref
+from enact.registry import register
+from enact.resources import ImmutableResource, Resource
+
+if TYPE_CHECKING:
+    from enact.requests import InputRequest
+
+
+@register
+@dataclass(frozen=True)
+class CallArgs(ImmutableResource):
+    """The input of a function call: positional and keyword arguments."""
+
+    args: list
+    kwargs: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = [repr(a) for a in self.args]
+        parts.extend(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return ", ".join(parts)
+
+
+@register
+@dataclass(frozen=True)
+class BoundMethod(ImmutableResource):
+    """A method call's invokable: the instance (its state) and the function."""
+
+    instance: Any
+    function: Any
+
+    def __repr__(self) -> str:
+        return f"{self.instance!r}.{getattr(self.function, '__name__', self.function)}"
+
+
+@register
+@dataclass(frozen=True)
+class Request(ImmutableResource):
+    """What was called: the invokable's state before the call, and the input."""
+
+    invokable: Ref
+    input: Ref
+
+
+@register
+@dataclass(frozen=True, eq=True)
+class Response(ImmutableResource):
+    """How a call ended: state after it, output or exception, children in order."""
+
+    invokable: Ref
+    output: Ref | None
+    raised: Ref | None
+    raised_here: bool
+    children: list
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@register
+@dataclass(frozen=True)
+class Invocation(ImmutableResource):
+    """A recorded call: a request and its response."""
+
+    request: Ref[Request]
+    response: Ref[Response]
+
+    # Accessors (each checks out from the current store) ----------------------
+
+    def successful(self) -> bool:
+        """True if the call returned normally."""
+        response = self._response()
+        return response.output is not None and response.raised is None
+
+    def complete(self) -> bool:
+        """True if the call returned or raised (it was not rewound)."""
+        response = self._response()
+        return response.output is not None or response.raised is not None
+
+    def get_input(self) -> Any:
+        return self._request().input()
+
+    def get_invokable(self) -> Any:
+        return self._request().invokable()
+
+    def get_output(self) -> Any:
+        """The output; ``ValueError`` if the call raised or is incomplete."""
+        output = self._response().output
+        if output is None:
+            raise ValueError(f"invocation {self.digest[:12]} has no output (it raised or is incomplete)")
+        return output()
+
+    def get_raised(self) -> BaseException | None:
+        raised = self._response().raised
+        return None if raised is None else raised()
+
+    def get_raised_here(self) -> bool:
+        return self._response().raised_here
+
+    def get_children(self) -> list[Invocation]:
+        from enact.store import current_store
+
+        store = current_store()
+        return [store.checkout_record(c.digest) for c in self._response().children]
+
+    def get_child(self, index: int) -> Invocation:
+        from enact.store import current_store
+
+        return current_store().checkout_record(self._response().children[index].digest)  # type: ignore[no-any-return]
+
+    def _request(self) -> Request:
+        from enact.store import current_store
+
+        return current_store().checkout_record(self.request.digest)  # type: ignore[no-any-return]
+
+    def _response(self) -> Response:
+        from enact.store import current_store
+
+        return current_store().checkout_record(self.response.digest)  # type: ignore[no-any-return]
+
+    @property
+    def digest(self) -> str:
+        """This invocation's digest (its ref id)."""
+        cached = self.__dict__.get("_digest")
+        if cached is None:
+            from enact.store import resource_digest
+
+            cached = resource_digest(self)
+            object.__setattr__(self, "_digest", cached)
+        return cached  # type: ignore[no-any-return]
+
+    def ref(self) -> Ref[Invocation]:
+        return Ref(self.digest)
+
+    # Tree navigation, rewind and replay (see enact.replay) ---------------------
+
+    def call_at(self, path: Sequence[int]) -> Invocation:
+        """The descendant call at ``path`` (child indices from the root)."""
+        from enact import replay
+
+        return replay.call_at(self, path)
+
+    def walk(self) -> Iterator[tuple[tuple[int, ...], Invocation]]:
+        """Every call in execution order, as ``(path, invocation)``; the root has path ``()``."""
+        from enact import replay
+
+        return replay.walk(self)
+
+    def leaf_paths(self) -> list[tuple[int, ...]]:
+        """Paths of the calls that made no calls themselves, in execution order."""
+        from enact import replay
+
+        return replay.leaf_paths(self)
+
+    def rewind(self, num_calls: int = 1) -> Invocation:
+        """A copy without its output and its last ``num_calls`` top-level children."""
+        from enact import replay
+
+        return replay.rewind(self, num_calls)
+
+    def rewind_to(self, path: Sequence[int]) -> Invocation:
+        """A copy that ends just before the call at ``path`` (any depth)."""
+        from enact import replay
+
+        return replay.rewind_to(self, path)
+
+    def rewind_leaves(self, num_leaves: int = 1) -> Invocation:
+        """A copy without its last ``num_leaves`` leaf calls (at any depth)."""
+        from enact import replay
+
+        return replay.rewind_leaves(self, num_leaves)
+
+    def replay(self, strict: bool = True, **kwargs: Any) -> Invocation:
+        """Run the call again, reusing every recorded child call that still matches."""
+        from enact import replay
+
+        return replay.replay(self, strict=strict, **kwargs)
+
+    async def replay_async(self, strict: bool = True, **kwargs: Any) -> Invocation:
+        from enact import replay
+
+        return await replay.replay_async(self, strict=strict, **kwargs)
+
+    def pending_input_requests(self) -> list[tuple[tuple[int, ...], InputRequest]]:
+        """Unanswered input requests, as ``(path, request)`` in execution order."""
+        from enact import requests
+
+        return requests.pending_input_requests(self)
+
+
+class ExceptionResource(Exception, Resource):
+    """An exception that is also a resource: recorded and re-raised as itself.
+
+    Subclasses are dataclasses; ``str()`` shows the fields.
+    """
+
+    def __str__(self) -> str:
+        try:
+            return ", ".join(f"{k}={v!r}" for k, v in self.field_items())
+        except Exception:  # not a dataclass: fall back to Exception's behaviour
+            return super().__str__()
+
+    def __reduce__(self) -> Any:
+        return (type(self).from_fields, (dict(self.field_items()),))
+
+
+@register
+@dataclass
+class NativeException(ExceptionResource):
+    """Record of an exception that is not a resource (``ValueError``...)."""
+
+    type_name: str
+    str_representation: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> NativeException:
+        tb = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(_qualified_name(type(exc)), str(exc), tb)
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.str_representation}"
+
+    def to_builtin(self) -> BaseException:
+        """The equivalent built-in exception if the type is a built-in, else ``self``."""
+        import builtins
+
+        cls = getattr(builtins, self.type_name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            try:
+                return cls(self.str_representation)
+            except Exception:
+                return self
+        return self
+
+
+def _qualified_name(cls: type) -> str:
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
