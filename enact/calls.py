@@ -56,8 +56,44 @@ def current_frame() -> Frame | None:
     return _frame.get()
 
 
+_tuple_new = tuple.__new__
+_fromhex = bytes.fromhex
+
+
 def _ext(digest: str) -> ExtType:
-    return ExtType(EXT_REF, bytes.fromhex(digest))
+    # ExtType.__new__ validates in Python; our codes and data are known good.
+    return _tuple_new(ExtType, (EXT_REF, _fromhex(digest)))
+
+
+def _invocation_template() -> tuple[bytes, ...]:
+    """Byte segments of a packed Invocation, split where the digests go.
+
+    An Invocation always has the same shape, so packing one is a join of fixed
+    segments and four raw digests (two sorted links, then request, response).
+    A unit test pins the result to what the generic encoder produces.
+    """
+    a, b = "aa" * 32, "bb" * 32
+    body = [_INVOCATION_MARKER, {"request": _ext(a), "response": _ext(b)}]
+    data = pack_encoded(body, (a, b))
+    raw_a, raw_b = _fromhex(a), _fromhex(b)
+    segments = []
+    rest = data
+    for raw in (raw_a, raw_b, raw_a, raw_b):
+        head, _, rest = rest.partition(raw)
+        segments.append(head)
+    segments.append(rest)
+    return tuple(segments)
+
+
+_INV_SEGMENTS = _invocation_template()
+
+
+def pack_invocation(request_digest: str, response_digest: str) -> bytes:
+    """The packed Invocation record for a request and a response digest."""
+    s0, s1, s2, s3, s4 = _INV_SEGMENTS
+    req, resp = _fromhex(request_digest), _fromhex(response_digest)
+    low, high = (req, resp) if req < resp else (resp, req)
+    return b"".join((s0, low, s1, high, s2, req, s3, resp, s4))
 
 
 def _packed(obj: Any) -> tuple[str, bytes]:
@@ -193,11 +229,7 @@ def build_node(
     data = pack_encoded(body, links)
     response_digest = digest_bytes(data)
     objects[response_digest] = data
-    body = [
-        _INVOCATION_MARKER,
-        {"request": _ext(request_digest), "response": _ext(response_digest)},
-    ]
-    data = pack_encoded(body, (request_digest, response_digest))
+    data = pack_invocation(request_digest, response_digest)
     digest = digest_bytes(data)
     objects[digest] = data
     return Node(

@@ -1,0 +1,70 @@
+"""Every Redis key enact uses, built in this one module.
+
+All keys live under one prefix (``ENACT_REDIS_PREFIX``, default ``enact``), so
+one Redis serves several deployments side by side and a test deletes exactly
+its own keys by scanning for ``<prefix>:*``. Nothing else builds a key: the Lua
+scripts beside ``redis.py`` receive every key they touch in ``KEYS``.
+
+The schema (``P`` is the prefix)::
+
+    P:obj:<digest>           string  the packed bytes of one object (RedisBackend)
+    P:refs                   hash    ref name -> digest it points at
+    P:refhist:<name>         list    "<digest> <unix time>" per change of the ref,
+                                     newest first, capped (RedisState.history_limit)
+    P:input:<id>             hash    one input request: the PendingInput fields
+                                     (path as JSON; absent field = None) plus
+                                     `answered`, the unix time of the answer
+    P:inputs                 zset    every input request id, scored by `created`
+    P:inputs:open            zset    ids not answered yet, scored by `created`
+    P:inputs:flow:<flow_id>  zset    the open ids of one flow, scored by `created`
+
+Times are the Redis server's clock (``TIME``), so clients with skewed clocks
+agree on leases. Celery's own broker and result keys are not under this prefix.
+"""
+
+from __future__ import annotations
+
+import re
+
+from enact.errors import ConfigError
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+class RedisKeys:
+    """Builds the keys of one prefix; see the module docstring for the schema."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+            raise ConfigError(f"invalid Redis key prefix {prefix!r} (non-empty, no whitespace)")
+        self.prefix = prefix
+
+    def object(self, digest: str) -> str:
+        return f"{self.prefix}:obj:{digest}"
+
+    def refs(self) -> str:
+        return f"{self.prefix}:refs"
+
+    def ref_history(self, name: str) -> str:
+        return f"{self.prefix}:refhist:{name}"
+
+    def input(self, request_id: str) -> str:
+        return f"{self.prefix}:input:{request_id}"
+
+    def inputs(self) -> str:
+        return f"{self.prefix}:inputs"
+
+    def inputs_open(self) -> str:
+        return f"{self.prefix}:inputs:open"
+
+    def inputs_flow(self, flow_id: str) -> str:
+        return f"{self.prefix}:inputs:flow:{flow_id}"
+
+    def match_all(self) -> str:
+        """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":*"
+
+    def __repr__(self) -> str:
+        return f"RedisKeys({self.prefix!r})"
