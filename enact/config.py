@@ -87,6 +87,13 @@ def open_backend(
 ) -> "Backend":
     """Turn a backend object, a URL or the environment into a backend."""
     if spec is not None and not isinstance(spec, str):
+        from enact.backend import Backend
+
+        if not isinstance(spec, Backend):
+            raise TypeError(
+                f"expected a store URL or a backend (with has, get and put), got {spec!r} "
+                f"of type {type(spec).__qualname__}"
+            )
         return spec
     url = store_url(spec, env)
     parsed = parse_store_url(url)
@@ -151,3 +158,52 @@ def s3_settings(env: Mapping[str, str] | None = None) -> dict[str, str | None]:
         "aws_session_token": e.get("AWS_SESSION_TOKEN") or None,
         "profile_name": e.get("AWS_PROFILE") or None,
     }
+
+
+ENV_VISIBILITY_TIMEOUT_S = "ENACT_VISIBILITY_TIMEOUT_S"
+ENV_WORKER_CONCURRENCY = "ENACT_WORKER_CONCURRENCY"
+ENV_WORKER_POOL = "ENACT_WORKER_POOL"
+ENV_CHECKPOINT_INTERVAL_S = "ENACT_CHECKPOINT_INTERVAL_S"
+ENV_FLOW_LOCK_TTL_S = "ENACT_FLOW_LOCK_TTL_S"
+
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
+DEFAULT_WORKER_CONCURRENCY = 16
+DEFAULT_WORKER_POOL = "threads"
+DEFAULT_CHECKPOINT_INTERVAL_S = 0.0
+DEFAULT_FLOW_LOCK_TTL_S = 30.0
+
+
+def _number(env: Mapping[str, str] | None, name: str, default: float) -> float:
+    raw = _env(env).get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def visibility_timeout_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds before the Redis broker redelivers an unacknowledged task."""
+    return _number(env, ENV_VISIBILITY_TIMEOUT_S, DEFAULT_VISIBILITY_TIMEOUT_S)
+
+
+def worker_concurrency(env: Mapping[str, str] | None = None) -> int:
+    return int(_number(env, ENV_WORKER_CONCURRENCY, DEFAULT_WORKER_CONCURRENCY)) or 1
+
+
+def worker_pool(env: Mapping[str, str] | None = None) -> str:
+    return _env(env).get(ENV_WORKER_POOL) or DEFAULT_WORKER_POOL
+
+
+def checkpoint_interval_s(env: Mapping[str, str] | None = None) -> float:
+    """Minimum seconds between two checkpoints of a running flow (0: every step)."""
+    return _number(env, ENV_CHECKPOINT_INTERVAL_S, DEFAULT_CHECKPOINT_INTERVAL_S)
+
+
+def flow_lock_ttl_s(env: Mapping[str, str] | None = None) -> float:
+    """How long a dead worker's claim on a flow outlives it."""
+    return _number(env, ENV_FLOW_LOCK_TTL_S, DEFAULT_FLOW_LOCK_TTL_S) or DEFAULT_FLOW_LOCK_TTL_S

@@ -18,11 +18,16 @@ The hierarchy::
     ├── ReplayError                       a replay diverged from its record
     ├── InputChanged                      a call mutated its own input
     ├── IncompleteSubinvocationError      a child outlived its parent
-    └── InputError                        input requests and answers
-        ├── InputRequestOutsideInvocation
-        ├── RequestedTypeUndetermined
-        ├── AnswerTypeError (TypeError)   an answer of the wrong type
-        └── UnknownInputRequest (KeyError)
+    ├── InputError                        input requests and answers
+    │   ├── InputRequestOutsideInvocation
+    │   ├── RequestedTypeUndetermined
+    │   ├── AnswerTypeError (TypeError)   an answer of the wrong type
+    │   └── UnknownInputRequest (KeyError)
+    └── FlowError                         flows run by the Celery workers
+        ├── UnknownFlow (KeyError)
+        ├── FlowFailed                    the flow ended with an exception
+        ├── FlowWaiting                   the flow waits for input; no result yet
+        └── FlowTimeout (TimeoutError)    waiting for a flow took too long
 
 Where users expect a built-in exception, ours inherit from it too, so both
 ``except enact.FieldTypeError`` and ``except TypeError`` work.
@@ -123,3 +128,26 @@ class UnknownInputRequest(InputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class FlowError(EnactError):
+    """A flow run by the Celery workers could not give what was asked."""
+
+
+class UnknownFlow(FlowError, KeyError):
+    """No flow has the given id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class FlowFailed(FlowError):
+    """The flow ended with an exception (its message is the recorded error)."""
+
+
+class FlowWaiting(FlowError):
+    """The flow is waiting for input, so it has no result yet."""
+
+
+class FlowTimeout(FlowError, TimeoutError):
+    """A flow did not reach the awaited state in time."""

@@ -167,8 +167,11 @@ def call_target(invocation: Invocation, store: Store | None = None) -> tuple[Any
     """The callable, args and kwargs that re-run the recorded top-level call."""
     store = store or current_store()
     node = _node(invocation, store)
-    invokable = store.checkout(node.invokable_digest)
-    call_input = store.checkout(node.input_digest)
+    return call_for(store.checkout(node.invokable_digest), store.checkout(node.input_digest))
+
+
+def call_for(invokable: Any, call_input: Any) -> tuple[Any, tuple, dict]:
+    """The callable, args and kwargs for a recorded invokable and input."""
     if isinstance(invokable, BoundMethod):
         function = invokable.function
         if not isinstance(function, Function):

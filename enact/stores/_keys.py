@@ -17,6 +17,14 @@ The schema (``P`` is the prefix)::
     P:inputs                 zset    every input request id, scored by `created`
     P:inputs:open            zset    ids not answered yet, scored by `created`
     P:inputs:flow:<flow_id>  zset    the open ids of one flow, scored by `created`
+    P:flow:<flow_id>         hash    one flow (enact.worker.flows): status, start
+                                     (digest of its Request), head (digest of its
+                                     latest invocation or checkpoint), output,
+                                     error, requests (JSON ids), name, created,
+                                     updated, worker
+    P:flow:<flow_id>:lock    string  token of the worker running the flow; expires
+                                     unless renewed, so a dead worker's lock lapses
+    P:flows                  zset    every flow id, scored by creation time
 
 Times are the Redis server's clock (``TIME``), so clients with skewed clocks
 agree on leases. Celery's own broker and result keys are not under this prefix.
@@ -61,6 +69,15 @@ class RedisKeys:
 
     def inputs_flow(self, flow_id: str) -> str:
         return f"{self.prefix}:inputs:flow:{flow_id}"
+
+    def flow(self, flow_id: str) -> str:
+        return f"{self.prefix}:flow:{flow_id}"
+
+    def flow_lock(self, flow_id: str) -> str:
+        return f"{self.prefix}:flow:{flow_id}:lock"
+
+    def flows(self) -> str:
+        return f"{self.prefix}:flows"
 
     def match_all(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

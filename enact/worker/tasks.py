@@ -1,0 +1,253 @@
+"""The Celery tasks: run or resume a flow, run a batch of calls, replay an invocation.
+
+Every task is idempotent: a flow that is already done is left alone, a resume
+with no new answers changes nothing, and a batch or replay that runs twice
+records the same kind of result twice (content addressing deduplicates equal
+objects). Tasks exchange digests and packed bytes only (msgpack), never pickles.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from enact import calls, config
+from enact.calls import Node
+from enact.errors import UnknownInputRequest
+from enact.invocations import Function, invoke
+from enact.records import NativeException
+from enact.registry import Registry
+from enact.replay import replay
+from enact.requests import answer_inputs, pending_input_requests, type_name
+from enact.serialization import unpack_value
+from enact.store import Store
+from enact.worker import runtime
+from enact.worker.app import app
+from enact.worker.flows import FlowTable, request_id, start_target
+
+
+# Flows ----------------------------------------------------------------------
+
+
+@app.task(name="enact.run_flow", bind=True, max_retries=None)
+def run_flow(self: Any, flow_id: str) -> str:
+    """Start, resume or continue a flow; returns its status when this run ends."""
+    table = FlowTable(runtime.state())
+    lock = table.lock(flow_id, config.flow_lock_ttl_s())
+    if not lock.acquire():
+        # Another worker runs this flow (or died holding it: the lock lapses).
+        raise self.retry(countdown=0.25)
+    try:
+        return _run_flow(table, flow_id, self.request.hostname or "")
+    finally:
+        lock.release()
+
+
+def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
+    record = table.get(flow_id)
+    if record.status in ("done", "failed"):
+        return record.status
+    state = table.state
+    store = runtime.store()
+    with store:
+        head = record.head
+        if head is not None:
+            head = _apply_answers(table, store, flow_id, head, record.requests)
+            if head is None:
+                table.update(flow_id, status="waiting")
+                return "waiting"
+        table.update(flow_id, status="running", worker=worker)
+        try:
+            target, args, kwargs = start_target(store, record.start)
+            if head is not None:
+                prefetch_children(store, head)
+            invocation = invoke(
+                target,
+                args,
+                kwargs,
+                replay_from=head,
+                wrap_exceptions=True,
+                on_checkpoint=_checkpointer(table, flow_id),
+            )
+        except Exception as exc:  # the flow cannot run at all (unregistered, diverged...)
+            table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+        return _settle(table, state, store, flow_id, invocation)
+
+
+def _apply_answers(
+    table: FlowTable, store: Store, flow_id: str, head: str, request_ids: list[str]
+) -> str | None:
+    """The head with every answered request applied; ``None`` if nothing was answered.
+
+    A head that is a checkpoint (not waiting for input) is returned as it is.
+    """
+    state = table.state
+    invocation = calls.load_node(store, head).invocation()
+    pending = dict(pending_input_requests(invocation))
+    if not pending:
+        return head
+    answers: dict[tuple[int, ...], Any] = {}
+    consumed: list[str] = []
+    for rid in request_ids:
+        try:
+            request = state.get_input_request(rid)
+        except UnknownInputRequest:
+            continue
+        if request.status != "answered":
+            continue
+        consumed.append(rid)
+        if tuple(request.path) in pending:
+            answers[tuple(request.path)] = store.checkout(request.answer)
+    if not answers:
+        return None
+    answered = answer_inputs(invocation, answers).digest
+    # Save the answered record before dropping the answers: if this worker dies
+    # now, the next run resumes from it and the answers are not lost.
+    table.update(flow_id, head=answered)
+    for rid in consumed:
+        state.remove_input_request(rid)
+    return answered
+
+
+def _checkpointer(table: FlowTable, flow_id: str) -> Any:
+    interval = config.checkpoint_interval_s()
+    last = [0.0]
+
+    def checkpoint(frame: calls.Frame) -> None:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return
+        last[0] = now
+        node = frame.partial_invocation()
+        frame.session.flush()
+        table.update(flow_id, head=node.digest)
+
+    return checkpoint
+
+
+def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation: Any) -> str:
+    pending = pending_input_requests(invocation)
+    if pending:
+        ids = []
+        for path, request in pending:
+            rid = request_id(flow_id, path)
+            state.add_input_request(
+                id=rid,
+                flow_id=flow_id,
+                requested_type=type_name(request.requested_type),
+                for_value=str(request.for_value()),
+                context=None if request.context is None else str(request.context),
+                invocation=invocation.digest,
+                path=list(path),
+            )
+            ids.append(rid)
+        table.update(flow_id, status="waiting", head=invocation.digest, requests=ids)
+        # A request registered by an earlier run may have been answered while
+        # this run was going on: resume again rather than wait for nothing.
+        if any(state.get_input_request(rid).status == "answered" for rid in ids):
+            table.update(flow_id, status="queued")
+            run_flow.apply_async((flow_id,))
+            return "queued"
+        return "waiting"
+    node = calls.load_node(store, invocation.digest)
+    if node.output_digest is not None:
+        table.update(flow_id, status="done", head=invocation.digest, output=node.output_digest, error=None)
+        return "done"
+    raised = store.checkout(node.raised_digest) if node.raised_digest else None
+    error = str(raised) if raised is not None else "the flow ended without output"
+    table.update(flow_id, status="failed", head=invocation.digest, error=error)
+    return "failed"
+
+
+def prefetch_children(store: Store, digest: str) -> None:
+    """Fetch the records of an invocation's children in two batches.
+
+    Replay loads each reused child's records; against a remote store that would
+    be three round trips per child. Batched, it is three for the whole level.
+    """
+    node = calls.load_node(store, digest)
+    missing = [d for d in node.children if d not in store.nodes]
+    if len(missing) < 2:
+        return
+    invocations = [unpack_value(data) for data in store.get_objects(missing)]
+    records = [d for inv in invocations for d in (inv.request.digest, inv.response.digest)]
+    store.get_objects(records)
+
+
+# Fan-out ---------------------------------------------------------------------
+
+
+def node_row(node: Node, value: bytes | None) -> list[Any]:
+    """A node and its packed output or exception, as a msgpack-friendly row."""
+    return [
+        node.digest,
+        node.request_digest,
+        node.response_digest,
+        node.invokable_digest,
+        node.input_digest,
+        node.post_invokable_digest,
+        node.output_digest,
+        node.raised_digest,
+        node.raised_here,
+        node.children,
+        value,
+    ]
+
+
+def row_node(row: list[Any]) -> tuple[Node, bytes | None]:
+    return Node(*row[:10]), row[10]
+
+
+@app.task(name="enact.run_batch")
+def run_batch(function_id: str, inputs: list[bytes]) -> list[list[Any]]:
+    """Run one registered function on a batch of packed ``CallArgs``; one store write."""
+    function = Registry.get().lookup_function(function_id)
+    if not isinstance(function, Function):
+        raise LookupError(
+            f"function {function_id} is not registered on this worker; "
+            "list its module in ENACT_IMPORTS"
+        )
+    store = runtime.store()
+    with store:
+        session = calls.Session(store, strict=False)
+        root = calls.Frame(session, None, 1, None)
+        token = calls.enter_frame(root)
+        values: list[bytes | None] = []
+        try:
+            for data in inputs:
+                call_args = unpack_value(data)
+                try:
+                    output = function(*call_args.args, **call_args.kwargs)
+                except Exception:
+                    values.append(None)  # recorded in the node; sent as raised below
+                else:
+                    values.append(calls.value_object(output)[1])
+        finally:
+            calls.exit_frame(token)
+        raised = {n.raised_digest: None for n in root.children if n is not None and n.raised_digest}
+        objects = dict(session.objects)
+        session.flush()
+        for digest in raised:
+            raised[digest] = objects.get(digest) or store.get_object(digest)  # type: ignore[assignment]
+        rows = []
+        for node, value in zip(root.children, values):
+            assert node is not None
+            rows.append(node_row(node, value if node.raised_digest is None else raised[node.raised_digest]))
+        return rows
+
+
+@app.task(name="enact.replay")
+def replay_invocation(digest: str, strict: bool = True) -> str:
+    """Replay a recorded invocation; returns the new invocation's digest."""
+    store = runtime.store()
+    with store:
+        prefetch_children(store, digest)
+        invocation = calls.load_node(store, digest).invocation()
+        return replay(invocation, strict=strict, wrap_exceptions=True).digest
+
+
+def raised_exception(data: bytes) -> BaseException:
+    """The exception to raise for a recorded one (built-ins come back as themselves)."""
+    exc = unpack_value(data)
+    return exc.to_builtin() if isinstance(exc, NativeException) else exc

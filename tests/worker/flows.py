@@ -1,0 +1,77 @@
+"""Registered functions the worker tests run; the workers import this module."""
+
+import os
+import random
+import time
+
+import enact
+
+
+@enact.register
+def roll_die(sides: int) -> int:
+    return random.randint(1, sides)
+
+
+@enact.register
+def roll_sum(num_rolls: int) -> int:
+    return sum(roll_die(6) for _ in range(num_rolls))
+
+
+@enact.register
+def human_rolls_die():
+    return enact.request_input(requested_type=int, for_value="Please roll a die.")
+
+
+@enact.register
+def roll_dice_user_flow():
+    num_rolls = enact.request_input(requested_type=int, for_value="Total number of rolls?")
+    return sum(human_rolls_die() for _ in range(num_rolls))
+
+
+@enact.register
+def square(x: int) -> int:
+    return x * x
+
+
+@enact.register
+def fan_out_squares(n: int) -> int:
+    import enact.worker
+
+    return sum(enact.worker.map(square, range(n)))
+
+
+def _mark(name: str) -> None:
+    """Append a line to the side-channel file, to count executions across processes."""
+    path = os.environ.get("ENACT_TEST_SIDE_CHANNEL")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(f"{name} {os.getpid()}\n")
+
+
+@enact.register
+def slow_step(i: int, delay_s: float) -> int:
+    _mark(f"step{i}")
+    time.sleep(delay_s)
+    return i
+
+
+@enact.register
+def long_flow(steps: int, delay_s: float) -> int:
+    return sum(slow_step(i, delay_s) for i in range(steps))
+
+
+@enact.register
+def failing_flow(x: int) -> int:
+    roll_die(6)
+    raise ValueError(f"bad input {x}")
+
+
+@enact.register
+def nap(delay_s: float) -> float:
+    time.sleep(delay_s)
+    return delay_s
+
+
+@enact.register
+def identity(x: int) -> int:
+    return x
