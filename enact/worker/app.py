@@ -12,9 +12,10 @@ Choices, and why:
   only after it finishes, so the task of a worker that dies is delivered again
   to another one. Flows checkpoint as they go, so the second run resumes.
 * With a Redis broker, an unacknowledged task comes back after the visibility
-  timeout (``ENACT_VISIBILITY_TIMEOUT_S``, default one hour). It must exceed
-  the longest task; a flow that runs longer is protected by its flow lock (a
-  second delivery waits for it) but its redelivery will be late.
+  timeout (``ENACT_VISIBILITY_TIMEOUT_S``, default one hour) plus at most a
+  quarter of it (the sweep period). It should exceed the longest task: a flow
+  that runs longer is delivered a second time, and that copy waits on the flow
+  lock until the first finishes. (With RabbitMQ, redelivery is immediate.)
 * ``worker_prefetch_multiplier = 1``: tasks can be long; a worker must not hoard.
 * The ``threads`` pool by default: sampling models is I/O bound, and threads
   share the store's caches and connections.
@@ -45,7 +46,13 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": visibility},
+        "broker_transport_options": {
+            "visibility_timeout": visibility,
+            # kombu sweeps for abandoned messages every interval x throttle
+            # seconds (100 s by default); sweep at a quarter of the timeout.
+            "unacked_restore_interval": max(1, min(10, int(visibility / 4))),
+            "unacked_restore_throttle": 1,
+        },
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "result_expires": 24 * 3600,
         "task_default_queue": QUEUE,
@@ -66,3 +73,20 @@ def make_app(env: Mapping[str, str] | None = None) -> Celery:
 
 
 app = make_app()
+
+
+def reconfigure(env: Mapping[str, str] | None = None, celery_app: Celery | None = None) -> None:
+    """Point an app (default ``app``) at the cluster described by ``env``.
+
+    For clients that talk to more than one cluster in one process, and for tests.
+    Open broker and result connections are dropped; new ones use the new settings.
+    """
+    import threading
+
+    target = celery_app or app
+    target.conf.update(settings(env))
+    target._local = threading.local()  # per-thread result backends
+    if target._pool is not None:
+        target._pool.force_close_all()
+        target._pool = None
+    target.amqp._producer_pool = None

@@ -1,0 +1,161 @@
+"""The Celery backend against real worker processes, Redis and moto's S3 server."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import enact
+import enact.worker
+from enact.worker import runtime
+from tests.worker import flows
+
+
+def _answer_in_another_process(env: dict[str, str], request_id: str, value: int) -> None:
+    code = (
+        "import enact.worker, sys; "
+        f"enact.worker.answer({request_id!r}, {value!r}); print('answered')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "answered" in out.stdout
+
+
+def test_dice_flow_pauses_and_resumes_on_another_worker(workers, cluster_env):
+    first = workers.start("first")
+    flow = enact.worker.submit(flows.roll_dice_user_flow)
+    assert flow.wait(30) == "waiting"
+    assert flow.record().worker == first
+    [request] = enact.worker.pending_inputs(flow.id)
+    assert request.for_value == "Total number of rolls?"
+    assert request.requested_type == "int"
+
+    # Nothing of the flow lives in the first worker: stop it before answering.
+    workers.stop("first")
+    second = workers.start("second")
+    _answer_in_another_process(cluster_env, request.id, 3)
+    for _ in range(3):
+        assert flow.wait(30) == "waiting"
+        [request] = enact.worker.pending_inputs(flow.id)
+        assert request.for_value == "Please roll a die."
+        _answer_in_another_process(cluster_env, request.id, 6)
+    assert flow.wait(30) == "done"
+    assert flow.result() == 18
+    assert flow.record().worker == second
+    lines = flow.summary().splitlines()
+    assert lines[0] == "->roll_dice_user_flow() = 18"
+    assert lines[1] == (
+        "  ->RequestInput(requested_type=<class 'int'>, context=None)(Total number of rolls?) = 3"
+    )
+    assert lines.count("  ->human_rolls_die() = 6") == 3
+    assert enact.worker.pending_inputs(flow.id) == []
+
+
+def test_wrong_typed_answer_is_rejected_and_request_stays_pending(workers):
+    workers.start("w")
+    flow = enact.worker.submit(flows.roll_dice_user_flow)
+    assert flow.wait(30) == "waiting"
+    [request] = enact.worker.pending_inputs(flow.id)
+    with pytest.raises(TypeError, match="does not match the requested type int"):
+        enact.worker.answer(request.id, "three")
+    with pytest.raises(TypeError):
+        enact.worker.answer(request.id, True)  # a bool is not an int here
+    assert flow.status() == "waiting"
+    [still] = enact.worker.pending_inputs(flow.id)
+    assert still.id == request.id and still.status == "pending"
+    enact.worker.answer(request.id, 0)
+    assert flow.wait(30) == "done"
+    assert flow.result() == 0
+
+
+def test_map_runs_in_order_and_records_children(workers):
+    workers.start("a", concurrency=4)
+    workers.start("b", concurrency=4)
+    assert enact.worker.map(flows.square, range(200)) == [i * i for i in range(200)]
+
+    flow = enact.worker.submit(flows.fan_out_squares, 200)
+    assert flow.wait(60) == "done"
+    assert flow.result() == sum(i * i for i in range(200))
+    invocation = flow.invocation()
+    with runtime.store():
+        children = invocation.get_children()
+        assert len(children) == 200
+        assert [c.get_input().args for c in children] == [[i] for i in range(200)]
+        assert [c.get_output() for c in children] == [i * i for i in range(200)]
+        # Recorded exactly like a local loop: it replays locally without the workers.
+        replayed = invocation.rewind(1).replay()
+        assert replayed.get_output() == flow.result()
+        assert len(replayed.get_children()) == 200
+
+
+def test_replay_many_resamples_the_rewound_call(workers):
+    workers.start("w", concurrency=4)
+    store = runtime.store()
+    with store:
+        invocation = enact.invoke(flows.roll_sum, (3,))
+        rewound = invocation.rewind(1)
+    replays = enact.worker.replay_many(rewound, 12)
+    assert len(replays) == 12
+    with store:
+        kept = [c.get_output() for c in invocation.get_children()[:2]]
+        last_rolls = []
+        for replay in replays:
+            children = replay.get_children()
+            assert [c.get_output() for c in children[:2]] == kept
+            assert len(children) == 3
+            assert replay.get_output() == sum(c.get_output() for c in children)
+            last_rolls.append(children[2].get_output())
+    assert all(1 <= r <= 6 for r in last_rolls)
+    assert len(set(last_rolls)) > 1  # 12 independent samples of a die
+
+
+def test_failing_flow_records_the_failure(workers):
+    workers.start("w")
+    flow = enact.worker.submit(flows.failing_flow, 7)
+    assert flow.wait(30) == "failed"
+    assert "bad input 7" in flow.record().error
+    with pytest.raises(enact.errors.FlowFailed, match="bad input 7"):
+        flow.result()
+    with runtime.store():
+        invocation = flow.invocation()
+        raised = invocation.get_raised()
+        assert isinstance(raised, enact.NativeException)
+        assert raised.type_name == "ValueError"
+        assert len(invocation.get_children()) == 1  # the die roll before the error
+
+
+def test_killed_worker_flow_completes_elsewhere_without_rerunning_steps(
+    workers, cluster_env, tmp_path: Path
+):
+    side_channel = tmp_path / "executions.txt"
+    workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
+    workers.start("doomed")
+    flow = enact.worker.submit(flows.long_flow, 50, 0.08)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if side_channel.exists() and len(side_channel.read_text().splitlines()) >= 20:
+            break
+        time.sleep(0.05)
+    workers.kill("doomed")  # SIGKILL: no warm shutdown, the task is not acknowledged
+    executed_before_kill = len(side_channel.read_text().splitlines())
+    assert 20 <= executed_before_kill < 50
+
+    workers.start("rescuer")
+    assert flow.wait(90) == "done"
+    assert flow.result() == sum(range(50))
+    counts = collections.Counter(line.split()[0] for line in side_channel.read_text().splitlines())
+    assert set(counts) == {f"step{i}" for i in range(50)}
+    repeated = [step for step, n in counts.items() if n > 1]
+    # Every step that completed before the kill was checkpointed and replayed from
+    # the record; at most the step running at the moment of the kill runs again.
+    assert len(repeated) <= 1, repeated
+    assert flow.record().worker == "rescuer@test"
+    with runtime.store():
+        assert [c.get_output() for c in flow.invocation().get_children()] == list(range(50))
