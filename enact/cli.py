@@ -1,0 +1,244 @@
+"""The ``enact`` command.
+
+Local:
+    enact run examples/dice.py:roll_sum 3     run and record a call, print its summary
+    enact show REF                            summary of a stored invocation
+
+Cluster (``ENACT_*`` configuration, see README):
+    enact worker [celery worker options]      start a worker
+    enact submit module:function ARGS...      start a flow, print its id
+    enact status FLOW | enact flows           one flow's status | recent flows
+    enact inputs [--flow FLOW]                pending input requests
+    enact answer REQUEST VALUE                answer one; the flow resumes on a worker
+    enact show FLOW                           summary of a flow's invocation
+
+Arguments and answers are parsed as JSON when they can be (``3`` is an int,
+``"3"`` a string, ``[1, 2]`` a list) and taken as plain strings otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from enact.errors import EnactError
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON if it parses, else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def load_target(spec: str) -> Any:
+    """Import ``path/to/file.py:name`` or ``package.module:name`` and return ``name``."""
+    location, sep, name = spec.rpartition(":")
+    if not sep or not location or not name:
+        raise SystemExit(f"enact: expected FILE.py:NAME or MODULE:NAME, got {spec!r}")
+    if location.endswith(".py") or "/" in location:
+        path = Path(location).resolve()
+        if not path.is_file():
+            raise SystemExit(f"enact: no such file: {location}")
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+        module = sys.modules.get(module_name)
+        if module is None or getattr(module, "__file__", None) != str(path):
+            spec_obj = importlib.util.spec_from_file_location(module_name, path)
+            assert spec_obj is not None and spec_obj.loader is not None
+            module = importlib.util.module_from_spec(spec_obj)
+            sys.modules[module_name] = module
+            spec_obj.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))
+        module = importlib.import_module(location)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise SystemExit(f"enact: {location} has no attribute {name!r}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import enact
+
+    target = load_target(args.target)
+    call_args = tuple(parse_value(a) for a in args.args)
+    answers = list(args.answer or [])
+    with enact.Store(args.store) as store:
+        generator = enact.InvocationGenerator.from_callable(target, call_args)
+        for request in generator:
+            prompt = f"{request.for_value()} ({getattr(request.requested_type, '__name__', request.requested_type)}): "
+            while True:
+                if answers:
+                    text = answers.pop(0)
+                elif sys.stdin.isatty():
+                    text = input(prompt)
+                else:
+                    print(enact.invocation_summary(generator.invocation))
+                    print(f"waiting for input: {request.for_value()!r}; pass --answer VALUE", file=sys.stderr)
+                    return 2
+                try:
+                    generator.set_input(parse_value(text))
+                    break
+                except TypeError as exc:
+                    print(f"enact: {exc}", file=sys.stderr)
+                    if not sys.stdin.isatty():
+                        return 2
+        invocation = generator.invocation
+        assert invocation is not None
+        print(enact.invocation_summary(invocation))
+        print(f"invocation {invocation.digest} in {store!r}", file=sys.stderr)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    import enact
+    from enact.calls import load_node
+    from enact.digests import is_digest
+
+    for module in args.imports or ():
+        load_target(module + ":__name__") if ":" not in module else load_target(module)
+    if is_digest(args.id):
+        with enact.Store(args.store) as store:
+            print(enact.invocation_summary(load_node(store, args.id).invocation()))
+        return 0
+    import enact.worker
+
+    print(enact.worker.get_flow(args.id).summary())
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    from enact.worker import app
+
+    argv = ["worker", "--loglevel=INFO", "--hostname=worker@%h", *extra]
+    app.worker_main(argv)
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import enact.worker
+
+    flow = enact.worker.submit(load_target(args.target), *(parse_value(a) for a in args.args))
+    print(flow.id)
+    if args.wait is not None:
+        status = flow.wait(args.wait)
+        print(status)
+        if status == "done":
+            print(repr(flow.result()))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import enact.worker
+
+    flow = enact.worker.get_flow(args.flow)
+    record = flow.record()
+    print(f"{record.id} {record.name} {record.status}")
+    if record.status == "done":
+        print(f"result: {flow.result()!r}")
+    elif record.status == "failed":
+        print(f"error: {record.error}")
+    elif record.status == "waiting":
+        for request in flow.pending_inputs():
+            print(f"waiting for {request.id}: {request.for_value} ({request.requested_type})")
+    return 0
+
+
+def _cmd_flows(args: argparse.Namespace) -> int:
+    import enact.worker
+    from enact.worker.flows import FlowTable
+
+    table = FlowTable(enact.worker.state())
+    for flow_id in table.ids(args.limit):
+        record = table.get(flow_id)
+        print(f"{record.id} {record.status:8} {record.name}")
+    return 0
+
+
+def _cmd_inputs(args: argparse.Namespace) -> int:
+    import enact.worker
+
+    requests = enact.worker.pending_inputs(args.flow)
+    if not requests:
+        print("no pending input requests")
+    for request in requests:
+        print(f"{request.id}  {request.requested_type:10} {request.for_value}")
+    return 0
+
+
+def _cmd_answer(args: argparse.Namespace) -> int:
+    import enact.worker
+
+    flow = enact.worker.answer(args.request, parse_value(args.value))
+    print(f"answered; flow {flow.id} resumes")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="enact", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a registered function locally and print its summary")
+    run.add_argument("target", help="FILE.py:NAME or MODULE:NAME")
+    run.add_argument("args", nargs="*", help="arguments (JSON, else strings)")
+    run.add_argument("--store", help="store URL (default: $ENACT_STORE_URL or file:.enact)")
+    run.add_argument("--answer", action="append", help="answer to the next input request")
+
+    show = sub.add_parser("show", help="summary of a stored invocation (REF) or of a flow")
+    show.add_argument("id", help="an invocation ref id (64 hex digits) or a flow id")
+    show.add_argument("--store", help="store URL for a ref")
+    show.add_argument("--import", dest="imports", action="append", help="FILE.py or MODULE to import first")
+
+    sub.add_parser("worker", help="start a Celery worker (extra options go to celery)")
+
+    submit = sub.add_parser("submit", help="run a registered function as a flow on the workers")
+    submit.add_argument("target", help="MODULE:NAME (importable by the workers)")
+    submit.add_argument("args", nargs="*")
+    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the flow")
+
+    status = sub.add_parser("status", help="a flow's status")
+    status.add_argument("flow")
+
+    flows = sub.add_parser("flows", help="recent flows")
+    flows.add_argument("--limit", type=int, default=20)
+
+    inputs = sub.add_parser("inputs", help="pending input requests")
+    inputs.add_argument("--flow")
+
+    answer = sub.add_parser("answer", help="answer an input request")
+    answer.add_argument("request")
+    answer.add_argument("value")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "worker":
+        return _cmd_worker(parser.parse_args(argv[:1]), argv[1:])
+    args = parser.parse_args(argv)
+    handlers = {
+        "run": _cmd_run,
+        "show": _cmd_show,
+        "submit": _cmd_submit,
+        "status": _cmd_status,
+        "flows": _cmd_flows,
+        "inputs": _cmd_inputs,
+        "answer": _cmd_answer,
+    }
+    try:
+        return handlers[args.command](args)
+    except EnactError as exc:
+        print(f"enact: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
