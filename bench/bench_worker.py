@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +134,7 @@ def run(n_trivial: int, n_sleep: int, n_flows: int) -> list[tuple[str, str, str,
     group(t.raw_nap.s(0.05) for _ in range(n_sleep)).apply_async().get(timeout=300)
     raw_wall = time.perf_counter() - start
     start = time.perf_counter()
-    enact.worker.map(t.nap, [0.05] * n_sleep, batch_size=1)
+    enact.worker.map(t.nap, [0.05] * n_sleep)
     enact_wall = time.perf_counter() - start
     rows.append((f"(b) {n_sleep} x 50 ms, 64-way", f"raw eff {ideal / raw_wall:.0%}",
                  f"enact eff {ideal / enact_wall:.0%}", f"ideal {ideal:.2f} s, enact {enact_wall:.2f} s (target >= 80%)"))

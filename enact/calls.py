@@ -15,7 +15,7 @@ large its own subtree.
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from msgpack import ExtType
 
@@ -74,7 +74,7 @@ def _invocation_template() -> tuple[bytes, ...]:
     """
     a, b = "aa" * 32, "bb" * 32
     body = [_INVOCATION_MARKER, {"request": _ext(a), "response": _ext(b)}]
-    data = pack_encoded(body, (a, b))
+    data = pack_encoded(body, [a, b])
     raw_a, raw_b = _fromhex(a), _fromhex(b)
     segments = []
     rest = data
@@ -198,6 +198,17 @@ class Node:
         return inv
 
 
+# The slot of a child call that ended but could not be recorded (say, its state
+# after the call cannot be stored). Its error propagates to the parent, which
+# records it as raised there; the parent's record leaves the slot out.
+UNRECORDED = Node("", "", "", "", "", "", None, None, False, [])
+
+
+def _unrecorded(frame: Frame, slot: int) -> None:
+    if frame.children[slot] is None:
+        frame.children[slot] = UNRECORDED
+
+
 def build_node(
     objects: dict[str, bytes],
     request_digest: str,
@@ -273,7 +284,9 @@ def load_node(store: Store, digest: str) -> Node:
 class CallSpec:
     """What is being called: enough to record it, match it and run it."""
 
-    __slots__ = ("invokable", "invokable_digest", "input_digest", "immutable_input", "live", "watch")
+    __slots__ = (
+        "invokable", "invokable_digest", "input_digest", "immutable_input", "live", "watch"
+    )
 
     def __init__(
         self,
@@ -336,8 +349,9 @@ class Frame:
         "cursor",
         "diverged",
         "depth",
-        "child_exception",
+        "_child_exceptions",
         "spec",
+        "unstarted",
     )
 
     def __init__(
@@ -349,8 +363,32 @@ class Frame:
         self.cursor = 0
         self.diverged = False
         self.depth = depth
-        self.child_exception: BaseException | None = None
+        self._child_exceptions: list[BaseException] | None = None
         self.spec = spec
+        # Async child calls created but not yet started (their slots come at start).
+        self.unstarted = 0
+
+    @property
+    def child_exception(self) -> BaseException | None:
+        """The exception a child call raised most recently, if any."""
+        return self._child_exceptions[-1] if self._child_exceptions else None
+
+    @child_exception.setter
+    def child_exception(self, exc: BaseException | None) -> None:
+        # Every one is kept: concurrent children (asyncio.gather) may each raise,
+        # and whichever reaches the parent only passed through it.
+        if exc is None:
+            self._child_exceptions = None
+        elif self._child_exceptions is None:
+            self._child_exceptions = [exc]
+        else:
+            self._child_exceptions.append(exc)
+
+    def raised_by_child(self, exc: BaseException) -> bool:
+        """Whether ``exc`` was raised by (or replayed from) one of this frame's children."""
+        return self._child_exceptions is not None and any(
+            e is exc for e in self._child_exceptions
+        )
 
     def next_recorded(self, spec: CallSpec) -> Node | None:
         """The recorded child that this call replays, or ``None`` to run it fresh."""
@@ -358,41 +396,53 @@ class Frame:
         if recorded is None or self.diverged or self.cursor >= len(recorded):
             return None
         node = load_node(self.session.store, recorded[self.cursor])
-        if node.invokable_digest == spec.invokable_digest and node.input_digest == spec.input_digest:
+        if (
+            node.invokable_digest == spec.invokable_digest
+            and node.input_digest == spec.input_digest
+        ):
             self.cursor += 1
             return node
         if self.session.strict:
-            from enact.printing import describe_call
-
             raise ReplayError(
                 f"replay diverged at child call #{self.cursor} of {self._describe_self()}: "
-                f"the record has {describe_call(node.invokable_digest, node.input_digest)} "
-                f"but the program called {describe_call(spec.invokable_digest, spec.input_digest)} "
+                f"the record has {self.describe(node.invokable_digest, node.input_digest)} "
+                f"but the program called {self.describe(spec.invokable_digest, spec.input_digest)} "
                 "(pass strict=False to run diverging calls fresh)"
             )
         self.diverged = True
         return None
 
+    def describe(self, invokable_digest: str, input_digest: str) -> str:
+        """``name(args)`` of a call, for error messages (records may not be flushed yet)."""
+        from enact.printing import describe_call
+
+        session = self.session
+        return describe_call(invokable_digest, input_digest, session.store, session.objects)
+
     def _describe_self(self) -> str:
         if self.spec is None:
             return "the top-level call"
-        from enact.printing import describe_call
-
-        return describe_call(self.spec.invokable_digest, self.spec.input_digest)
+        return self.describe(self.spec.invokable_digest, self.spec.input_digest)
 
     def attach(self, node: Node) -> None:
         """Record an already-built invocation (e.g. run on a worker) as the next child."""
         self.children.append(node)
 
     def child_digests(self) -> list[str]:
-        out = []
+        if self.unstarted:
+            raise IncompleteSubinvocationError(
+                f"{self._describe_self()} returned while {self.unstarted} async child call(s) it "
+                "created had not started; await every child call before returning"
+            )
+        out: list[str] = []
         for child in self.children:
             if child is None:
                 raise IncompleteSubinvocationError(
                     f"{self._describe_self()} returned while child call #{len(out)} was still "
                     "running; await every child call before returning"
                 )
-            out.append(child.digest)
+            if child is not UNRECORDED:
+                out.append(child.digest)
         return out
 
     def partial_invocation(self) -> Node:
@@ -405,7 +455,7 @@ class Frame:
         # Only the prefix of finished children is a valid record to resume from.
         prefix = []
         for child in self.children:
-            if child is None:
+            if child is None or child is UNRECORDED:
                 break
             prefix.append(child.digest)
         node = build_node(
@@ -426,7 +476,9 @@ class Frame:
 # Recording -------------------------------------------------------------------
 
 
-def _reuse(frame: Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]) -> Any:
+def _reuse(
+    frame: Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]
+) -> Any:
     """Return (or raise) what a recorded child returned, without running it."""
     frame.children[slot] = node
     store = frame.session.store
@@ -442,14 +494,16 @@ def _reuse(frame: Frame, slot: int, node: Node, spec: CallSpec, restore: Callabl
             pass
         frame.child_exception = exc
         raise exc
-    return store.checkout_value(node.output_digest)
+    return store.checkout_value(node.output_digest)  # type: ignore[arg-type]
 
 
-def _record_exception(frame: Frame, child: Frame, exc: BaseException) -> tuple[str, bool, BaseException]:
+def _record_exception(
+    frame: Frame, child: Frame, exc: BaseException
+) -> tuple[str, bool, BaseException]:
     """The digest of a raised exception, whether it was raised here, and what to raise."""
     session = frame.session
     recorded = getattr(exc, "__enact_raised__", None)
-    if recorded is not None and exc is child.child_exception:
+    if recorded is not None and child.raised_by_child(exc):
         return recorded, False, exc
     to_raise = exc
     if not isinstance(exc, ExceptionResource) and session.exception_override is not None:
@@ -471,36 +525,38 @@ def _record_exception(frame: Frame, child: Frame, exc: BaseException) -> tuple[s
     return digest, True, to_raise
 
 
+def _check_input(frame: Frame, spec: CallSpec) -> None:
+    """``InputChanged`` if a call with a mutable input changed it while running."""
+    if spec.watch is not None and spec.watch() != spec.input_digest:
+        raise InputChanged(
+            f"{frame.describe(spec.invokable_digest, spec.input_digest)} changed its own input "
+            "while running; copy the input before modifying it"
+        )
+
+
 def _finish(
     frame: Frame,
     child: Frame,
     slot: int,
     spec: CallSpec,
-    output: Any,
+    output: tuple[str, bytes] | None,
     raised: tuple[str, bool] | None,
     post_state: Callable[[CallSpec], str],
 ) -> Node:
     session = frame.session
     children = child.child_digests()
-    if spec.watch is not None:
-        if spec.watch() != spec.input_digest:
-            from enact.printing import describe_call
-
-            raise InputChanged(
-                f"{describe_call(spec.invokable_digest, spec.input_digest)} changed its own input "
-                "while running; copy the input before modifying it"
-            )
     request_digest, data = _request_object(spec.invokable_digest, spec.input_digest)
     session.add(request_digest, data)
     post = post_state(spec)
-    if raised is None:
-        output_digest, data = value_object(output)
+    if output is not None:
+        output_digest, data = output
         session.add(output_digest, data)
         node = build_node(
             session.objects, request_digest, spec.invokable_digest, spec.input_digest,
             post, output_digest, None, False, children,
         )
     else:
+        assert raised is not None
         node = build_node(
             session.objects, request_digest, spec.invokable_digest, spec.input_digest,
             post, None, raised[0], raised[1], children,
@@ -520,9 +576,10 @@ def call_sync(
     restore: Callable[..., None],
 ) -> Any:
     """Run (or replay) one tracked call as the next child of ``frame``."""
+    # Match before taking a slot: a ReplayError leaves no half-recorded child.
+    recorded = frame.next_recorded(spec)
     slot = len(frame.children)
     frame.children.append(None)
-    recorded = frame.next_recorded(spec)
     if recorded is not None and recorded.complete:
         return _reuse(frame, slot, recorded, spec, restore)
     child = Frame(
@@ -531,30 +588,60 @@ def call_sync(
     token = _frame.set(child)
     try:
         output = run()
+        # Inside the try: a changed input or an output that cannot be stored is
+        # recorded as this call's error, like any exception it raised.
+        if spec.watch is not None:
+            _check_input(frame, spec)
+        packed_output = value_object(output)
     except Exception as exc:
         _frame.reset(token)
-        digest, here, to_raise = _record_exception(frame, child, exc)
-        _finish(frame, child, slot, spec, None, (digest, here), post_state)
+        try:
+            digest, here, to_raise = _record_exception(frame, child, exc)
+            _finish(frame, child, slot, spec, None, (digest, here), post_state)
+        except Exception:
+            _unrecorded(frame, slot)
+            raise
         frame.child_exception = to_raise
         if to_raise is exc:
             raise
         raise to_raise from exc
     _frame.reset(token)
-    _finish(frame, child, slot, spec, output, None, post_state)
+    try:
+        _finish(frame, child, slot, spec, packed_output, None, post_state)
+    except Exception:
+        _unrecorded(frame, slot)
+        raise
     return output
 
 
-async def call_async(
+def call_async(
+    frame: Frame,
+    spec: CallSpec,
+    run: Callable[[], Any],
+    post_state: Callable[[CallSpec], str],
+    restore: Callable[..., None],
+) -> Coroutine[Any, Any, Any]:
+    """The ``async`` twin of ``call_sync``; ``run`` returns an awaitable.
+
+    Children take their slots (and are matched against the record) when they
+    start, so ``asyncio.gather`` records them in start order. A child created
+    but never started keeps its parent from finishing (``IncompleteSubinvocationError``).
+    """
+    frame.unstarted += 1
+    return _call_async(frame, spec, run, post_state, restore)
+
+
+async def _call_async(
     frame: Frame,
     spec: CallSpec,
     run: Callable[[], Any],
     post_state: Callable[[CallSpec], str],
     restore: Callable[..., None],
 ) -> Any:
-    """The ``async`` twin of ``call_sync``; ``run`` returns an awaitable."""
+    frame.unstarted -= 1
+    recorded = frame.next_recorded(spec)
     slot = len(frame.children)
     frame.children.append(None)
-    recorded = frame.next_recorded(spec)
     if recorded is not None and recorded.complete:
         return _reuse(frame, slot, recorded, spec, restore)
     child = Frame(
@@ -563,16 +650,27 @@ async def call_async(
     token = _frame.set(child)
     try:
         output = await run()
+        if spec.watch is not None:
+            _check_input(frame, spec)
+        packed_output = value_object(output)
     except Exception as exc:
         _frame.reset(token)
-        digest, here, to_raise = _record_exception(frame, child, exc)
-        _finish(frame, child, slot, spec, None, (digest, here), post_state)
+        try:
+            digest, here, to_raise = _record_exception(frame, child, exc)
+            _finish(frame, child, slot, spec, None, (digest, here), post_state)
+        except Exception:
+            _unrecorded(frame, slot)
+            raise
         frame.child_exception = to_raise
         if to_raise is exc:
             raise
         raise to_raise from exc
     _frame.reset(token)
-    _finish(frame, child, slot, spec, output, None, post_state)
+    try:
+        _finish(frame, child, slot, spec, packed_output, None, post_state)
+    except Exception:
+        _unrecorded(frame, slot)
+        raise
     return output
 
 

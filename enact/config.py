@@ -83,8 +83,8 @@ def store_url(url: str | None = None, env: Mapping[str, str] | None = None) -> s
 
 
 def open_backend(
-    spec: "Backend | str | None" = None, env: Mapping[str, str] | None = None
-) -> "Backend":
+    spec: Backend | str | None = None, env: Mapping[str, str] | None = None
+) -> Backend:
     """Turn a backend object, a URL or the environment into a backend."""
     if spec is not None and not isinstance(spec, str):
         from enact.backend import Backend
@@ -136,7 +136,8 @@ def imports(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def s3_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
-    """The S3 endpoint: ``$ENACT_S3_ENDPOINT_URL``, else ``$AWS_ENDPOINT_URL_S3``/``$AWS_ENDPOINT_URL``."""
+    """The S3 endpoint: ``$ENACT_S3_ENDPOINT_URL``, else ``$AWS_ENDPOINT_URL_S3`` or
+    ``$AWS_ENDPOINT_URL``."""
     e = _env(env)
     return (
         e.get(ENV_S3_ENDPOINT_URL) or e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
@@ -207,3 +208,24 @@ def checkpoint_interval_s(env: Mapping[str, str] | None = None) -> float:
 def flow_lock_ttl_s(env: Mapping[str, str] | None = None) -> float:
     """How long a dead worker's claim on a flow outlives it."""
     return _number(env, ENV_FLOW_LOCK_TTL_S, DEFAULT_FLOW_LOCK_TTL_S) or DEFAULT_FLOW_LOCK_TTL_S
+
+
+ENV_CACHE_URL = "ENACT_CACHE_URL"
+ENV_CACHE_TTL_S = "ENACT_CACHE_TTL_S"
+DEFAULT_CACHE_TTL_S = 3600.0
+
+
+def cache_url(env: Mapping[str, str] | None = None) -> str | None:
+    """Redis for the shared object cache: ``$ENACT_CACHE_URL``, else the Redis URL.
+
+    ``ENACT_CACHE_URL=none`` turns the cache off.
+    """
+    raw = _env(env).get(ENV_CACHE_URL)
+    if raw and raw.lower() in ("none", "off", "0"):
+        return None
+    return raw or redis_url(env=env)
+
+
+def cache_ttl_s(env: Mapping[str, str] | None = None) -> float:
+    """How long a cached object lives in the shared cache (0 turns the cache off)."""
+    return _number(env, ENV_CACHE_TTL_S, DEFAULT_CACHE_TTL_S)

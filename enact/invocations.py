@@ -25,7 +25,7 @@ from enact.store import current_store
 from enact.wrappers import FunctionReference
 
 I = TypeVar("I")  # noqa: E741
-O = TypeVar("O")
+O = TypeVar("O")  # noqa: E741
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NO_ARG = object()
@@ -229,6 +229,7 @@ class InvokableBase(ResourceBase, Generic[I, O]):
     def __call__(self, *args: Any) -> O:
         frame = calls._frame.get()
         if frame is None:
+            _check_type(self, "input", args[0] if args else None)
             return self._checked(self.call(*args))
         spec = self._spec(frame, args)
         return call_sync(  # type: ignore[no-any-return]
@@ -256,8 +257,9 @@ class AsyncInvokableBase(ResourceBase, Generic[I, O]):
     def __call__(self, *args: Any) -> Any:
         frame = calls._frame.get()
         if frame is None:
+            _check_type(self, "input", args[0] if args else None)
             return self._run(args)
-        spec = self._spec(frame, args)  # type: ignore[arg-type]
+        spec = self._spec(frame, args)  # type: ignore[arg-type, misc]
         return call_async(frame, spec, lambda: self._run(args), _post_resource, _restore_resource)
 
     async def _run(self, args: tuple) -> Any:
@@ -359,7 +361,9 @@ def _start(
 ) -> tuple[Session, calls.Frame]:
     store = current_store()
     session = Session(store, strict, exception_override, on_checkpoint)
-    replay_digest = replay_from if isinstance(replay_from, (str, type(None))) else replay_from.digest
+    replay_digest = (
+        replay_from if isinstance(replay_from, (str, type(None))) else replay_from.digest
+    )
     return session, calls.root_frame(session, replay_digest)
 
 
@@ -372,7 +376,7 @@ def _conclude(
     commit: bool,
 ) -> Invocation:
     node = root.children[0] if root.children else None
-    if node is None:
+    if node is None or node is calls.UNRECORDED:
         # The call failed before it could be recorded (for example, its input
         # cannot be stored): there is nothing to return.
         assert error is not None
@@ -426,6 +430,8 @@ def invoke(
     try:
         result = callable_(*args, **kwargs)
         if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
             raise TypeError(f"{target!r} is async: use `await enact.invoke_async(...)`")
     except Exception as exc:
         error = exc

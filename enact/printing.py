@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Mapping
+
+import msgpack
 
 from enact.calls import load_node
-from enact.records import BoundMethod, CallArgs, Invocation, NativeException
+from enact.errors import StoreError, UnregisteredResource
+from enact.records import BoundMethod, Invocation, NativeException
 from enact.refs import Ref
 from enact.resources import ResourceBase
+from enact.serialization import unpack_value
 from enact.store import Store, active_store, current_store
 
 
@@ -30,17 +34,61 @@ def _call_text(invokable: Any, call_input: Any, show_input: bool) -> str:
     return f"{head}({call_input if show_input else '...'})"
 
 
-def describe_call(invokable_digest: str, input_digest: str, store: Store | None = None) -> str:
-    """``name(args)`` for a recorded request, for messages and summaries."""
+def describe_call(
+    invokable_digest: str,
+    input_digest: str,
+    store: Store | None = None,
+    objects: Mapping[str, bytes] | None = None,
+) -> str:
+    """``name(args)`` for a recorded request, for messages and summaries.
+
+    ``objects`` holds records not yet written to the store (a running call's).
+    """
     store = store or active_store()
-    if store is None:
-        return f"<call {invokable_digest[:12]}>"
+
+    def load(digest: str) -> Any:
+        if objects is not None and digest in objects:
+            return unpack_value(objects[digest])
+        if store is None:
+            raise StoreError("no store is active")
+        return _load(store, digest)
+
     try:
-        invokable = store.checkout(invokable_digest)
-        call_input = store.checkout(input_digest)
+        invokable = load(invokable_digest)
+        call_input = load(input_digest)
     except Exception as exc:  # an unloadable record must not hide the real error
         return f"<call {invokable_digest[:12]}: {type(exc).__name__}>"
     return _call_text(invokable, call_input, True)
+
+
+class _Unloadable:
+    """Stands in, when printing, for a stored value whose type is not loadable here."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.__name__ = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _load(store: Store, digest: str) -> Any:
+    """A value to print: the stored value, or a stand-in named after what was stored.
+
+    An invocation of an unregistered (for example local) function can be recorded
+    but its function cannot be loaded again; its summary still names it.
+    """
+    try:
+        return store.checkout(digest)
+    except UnregisteredResource:
+        body = msgpack.unpackb(store.get_object(digest), raw=False, strict_map_key=False)[2]
+        if isinstance(body, list) and len(body) == 2 and isinstance(body[1], dict):
+            qualname = body[1].get("qualname")
+            if isinstance(qualname, str):
+                return _Unloadable(qualname.rsplit(".", 1)[-1])
+            type_id = body[0].data.decode() if isinstance(body[0], msgpack.ExtType) else "?"
+            return _Unloadable(f"<unregistered {type_id}>")
+        raise
 
 
 def _raised_text(raised: Any) -> str:
@@ -60,7 +108,7 @@ def invocation_summary(
         level, digest = stack.pop()
         node = load_node(store, digest)
         text = " " * level + "->" + _call_text(
-            store.checkout(node.invokable_digest), store.checkout(node.input_digest), show_input
+            _load(store, node.invokable_digest), _load(store, node.input_digest), show_input
         )
         if node.output_digest is not None:
             if show_output:

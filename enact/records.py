@@ -103,7 +103,9 @@ class Invocation(ImmutableResource):
         """The output; ``ValueError`` if the call raised or is incomplete."""
         output = self._response().output
         if output is None:
-            raise ValueError(f"invocation {self.digest[:12]} has no output (it raised or is incomplete)")
+            raise ValueError(
+                f"invocation {self.digest[:12]} has no output (it raised or is incomplete)"
+            )
         return output()
 
     def get_raised(self) -> BaseException | None:

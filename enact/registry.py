@@ -120,7 +120,7 @@ def register(target: T) -> T:
             )
         registry.register_type(target)
         return target
-    if isinstance(target, types.MethodType):
+    if _is_bound_method(target):
         raise ValueError(
             f"cannot register the bound method {target!r}; register the function in the "
             "class body instead (decorate the method where it is defined)"
@@ -134,3 +134,18 @@ def register(target: T) -> T:
         f"cannot register {target!r} of type {type(target).__qualname__}: expected a "
         "resource class, a TypeWrapper class, an Invokable class or a function"
     )
+
+
+def _is_bound_method(target: object) -> bool:
+    """Python bound methods, bound built-in methods, and registered methods
+    accessed on an instance (``enact.invocations.BoundFunction``)."""
+    if isinstance(target, types.MethodType):
+        return True
+    if isinstance(target, types.BuiltinMethodType):
+        owner = getattr(target, "__self__", None)
+        return owner is not None and not isinstance(owner, types.ModuleType)
+    if type(target).__name__ == "BoundFunction":
+        from enact.invocations import BoundFunction
+
+        return isinstance(target, BoundFunction)
+    return False

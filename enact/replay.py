@@ -94,8 +94,11 @@ def incomplete(objects: dict[str, bytes], node: Node, children: list[str]) -> No
     )
 
 
-def _commit(store: Store, objects: dict[str, bytes], node: Node) -> Invocation:
-    store.put_objects(objects)
+def _commit(store: Store, objects: dict[str, bytes], node: Node, write: bool = True) -> Invocation:
+    if write:
+        store.put_objects(objects)
+    else:
+        store.stage(objects)
     store.known_digests.update(objects)
     store.nodes[node.digest] = node
     return node.invocation()
@@ -114,7 +117,9 @@ def rewind(invocation: Invocation, num_calls: int = 1) -> Invocation:
     return _commit(store, objects, incomplete(objects, node, kept))
 
 
-def _truncate(store: Store, objects: dict[str, bytes], node: Node, path: Sequence[int], depth: int) -> Node:
+def _truncate(
+    store: Store, objects: dict[str, bytes], node: Node, path: Sequence[int], depth: int
+) -> Node:
     index = _check_path(node, path, depth)
     kept = node.children[:index]
     if depth + 1 < len(path):
@@ -134,17 +139,43 @@ def rewind_to(invocation: Invocation, path: Sequence[int]) -> Invocation:
 
 
 def rewind_leaves(invocation: Invocation, num_leaves: int = 1) -> Invocation:
-    """Remove the last ``num_leaves`` leaf calls (calls that made no calls), at any depth."""
-    leaves = [p for p in leaf_paths(invocation) if p]
-    if num_leaves < 1 or num_leaves > len(leaves):
+    """Remove the last ``num_leaves`` leaf calls (calls that made no calls), at any depth.
+
+    Walks the tree from the end and stops at the ``num_leaves``-th leaf, so the
+    cost follows what is rewound, not the size of the record.
+    """
+    if num_leaves < 1:
+        raise ValueError(f"cannot rewind {num_leaves} leaf calls: give a positive number")
+    store = current_store()
+    found: list[tuple[int, ...]] = []
+    root = _node(invocation, store)
+    # (path, node, how many of its children are still to visit, from the last).
+    stack: list[tuple[tuple[int, ...], Node, int]] = [((), root, len(root.children))]
+    while stack and len(found) < num_leaves:
+        path, node, remaining = stack.pop()
+        if remaining == 0:
+            continue
+        stack.append((path, node, remaining - 1))
+        child_path = path + (remaining - 1,)
+        child = load_node(store, node.children[remaining - 1])
+        if child.children:
+            stack.append((child_path, child, len(child.children)))
+        else:
+            found.append(child_path)
+    if len(found) < num_leaves:
         raise ValueError(
-            f"cannot rewind {num_leaves} leaf calls: the invocation has {len(leaves)}"
+            f"cannot rewind {num_leaves} leaf calls: the invocation has {len(found)}"
         )
-    return rewind_to(invocation, leaves[-num_leaves])
+    return rewind_to(invocation, found[-1])
 
 
-def replace_calls(invocation: Invocation, replacements: dict[tuple[int, ...], Node]) -> Invocation:
-    """New records where each call at a path is replaced; its ancestors become incomplete."""
+def replace_calls(
+    invocation: Invocation, replacements: dict[tuple[int, ...], Node], write: bool = True
+) -> Invocation:
+    """New records where each call at a path is replaced; its ancestors become incomplete.
+
+    With ``write=False`` the records are staged (see ``Store.stage``), not written.
+    """
     store = current_store()
     objects: dict[str, bytes] = {}
 
@@ -152,7 +183,8 @@ def replace_calls(invocation: Invocation, replacements: dict[tuple[int, ...], No
         if prefix in replacements:
             return replacements[prefix]
         children = list(node.children)
-        touched = {p[len(prefix)] for p in replacements if p[: len(prefix)] == prefix and len(p) > len(prefix)}
+        depth = len(prefix)
+        touched = {p[depth] for p in replacements if p[:depth] == prefix and len(p) > depth}
         for index in sorted(touched):
             if not 0 <= index < len(children):
                 raise IndexError(f"no call at path {prefix + (index,)}")
@@ -160,7 +192,7 @@ def replace_calls(invocation: Invocation, replacements: dict[tuple[int, ...], No
             children[index] = rebuild(child, prefix + (index,)).digest
         return incomplete(objects, node, children)
 
-    return _commit(store, objects, rebuild(_node(invocation, store), ()))
+    return _commit(store, objects, rebuild(_node(invocation, store), ()), write)
 
 
 def call_target(invocation: Invocation, store: Store | None = None) -> tuple[Any, tuple, dict]:
@@ -231,4 +263,8 @@ class ReplayContext:
 
     def invocations(self) -> list[Invocation]:
         assert self._frame is not None
-        return [c.invocation() for c in self._frame.children if c is not None]
+        return [
+            c.invocation()
+            for c in self._frame.children
+            if c is not None and c is not calls.UNRECORDED
+        ]

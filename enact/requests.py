@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from enact import calls
 from enact.calls import Node, build_node, load_node, value_object
@@ -46,7 +46,9 @@ class InputRequest(ExceptionResource):
         return self.requested_for
 
     def __str__(self) -> str:
-        return f"input of type {type_name(self.requested_type)} requested for {self.requested_for!r}"
+        return (
+            f"input of type {type_name(self.requested_type)} requested for {self.requested_for!r}"
+        )
 
     def continue_invocation(self, invocation: Invocation, value: Any) -> Invocation:
         return continue_invocation(invocation, value)
@@ -120,7 +122,9 @@ def matches_type(value: Any, expected: Any) -> bool:
                 return all(matches_type(v, args[0]) for v in value)
             return len(args) == len(value) and all(map(matches_type, value, args))
         if origin is dict and len(args) == 2:
-            return all(matches_type(k, args[0]) and matches_type(v, args[1]) for k, v in value.items())
+            return all(
+                matches_type(k, args[0]) and matches_type(v, args[1]) for k, v in value.items()
+            )
         return True
     if not isinstance(expected, type):
         return True  # an annotation we cannot check (a TypeVar, a string)
@@ -172,11 +176,14 @@ def pending_input_requests(invocation: Invocation) -> list[tuple[tuple[int, ...]
     return out
 
 
-def answer_inputs(invocation: Invocation, answers: dict[Sequence[int], Any]) -> Invocation:
+def answer_inputs(
+    invocation: Invocation, answers: Mapping[tuple[int, ...], Any], write: bool = True
+) -> Invocation:
     """New records where each pending request at a path returned its answer.
 
     Every answer is type-checked first; on any error nothing changes. The result
-    is incomplete: replay it (``continue_invocation`` does both).
+    is incomplete: replay it (``continue_invocation`` does both). With
+    ``write=False`` the new records are staged, to go out with the replay's.
     """
     pending = dict(pending_input_requests(invocation))
     store = current_store()
@@ -206,10 +213,13 @@ def answer_inputs(invocation: Invocation, answers: dict[Sequence[int], Any]) -> 
             False,
             list(node.children),
         )
-    store.put_objects(objects)
+    if write:
+        store.put_objects(objects)
+    else:
+        store.stage(objects)
     for node in replacements.values():
         store.nodes[node.digest] = node
-    return replace_calls(invocation, replacements)
+    return replace_calls(invocation, replacements, write)
 
 
 def _first_path(invocation: Invocation, path: Sequence[int] | None) -> tuple[int, ...]:
@@ -247,7 +257,14 @@ class InvocationGenerator:
     reusing every call recorded so far. ``send(value)`` does both.
     """
 
-    def __init__(self, invokable: Any, input_ref: Any = None, *, args: tuple = (), kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        invokable: Any,
+        input_ref: Any = None,
+        *,
+        args: tuple = (),
+        kwargs: dict | None = None,
+    ) -> None:
         from enact.refs import Ref
 
         if isinstance(invokable, Ref):
@@ -264,7 +281,9 @@ class InvocationGenerator:
         self._answer: Any = _UNSET
 
     @classmethod
-    def from_callable(cls, fn: Any, args: tuple = (), kwargs: dict | None = None) -> InvocationGenerator:
+    def from_callable(
+        cls, fn: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> InvocationGenerator:
         return cls(fn, None, args=tuple(args), kwargs=kwargs)
 
     @classmethod

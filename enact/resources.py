@@ -75,9 +75,11 @@ def get_path_distribution_key(path: str) -> DistributionKey | None:
     import os
 
     target = os.path.realpath(path)
+    name = os.path.basename(target)
     for dist in importlib.metadata.distributions():
         for file in dist.files or ():
-            if os.path.realpath(str(dist.locate_file(file))) == target:
+            # Compare names first: resolving every installed file takes seconds.
+            if file.name == name and os.path.realpath(str(dist.locate_file(file))) == target:
                 return DistributionKey(dist.metadata["Name"], dist.version)
     return None
 
@@ -157,7 +159,14 @@ class Resource(ResourceBase):
         try:
             return cls(**fields)
         except TypeError:
-            # Fields with init=False, or a custom __init__: set them directly.
+            # Fields with init=False, or a custom __init__: set them directly, but
+            # only if the names match exactly (stored data for another shape of
+            # the class must not yield a half-built object).
+            if set(fields) != set(cls.field_names()):
+                raise TypeError(
+                    f"cannot build {cls.__qualname__} from fields {sorted(fields)}; "
+                    f"its fields are {sorted(cls.field_names())}"
+                ) from None
             obj = cls.__new__(cls)
             for name, value in fields.items():
                 object.__setattr__(obj, name, value)

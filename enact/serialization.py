@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import msgpack
 
+from enact.digests import is_digest
 from enact.errors import (
     CycleError,
     DeserializationError,
@@ -75,7 +76,9 @@ def _marker(cls: type[ResourceBase]) -> msgpack.ExtType:
     if marker is None:
         registry = Registry.get()
         if not registry.is_registered(cls):
-            raise _Unsupported(cls, "its class is not registered (decorate it with @enact.register)")
+            raise _Unsupported(
+                cls, "its class is not registered (decorate it with @enact.register)"
+            )
         marker = _ExtType(EXT_RESOURCE, cls.type_id().encode())
         type.__setattr__(cls, "_enact_marker", marker)
     return marker
@@ -99,11 +102,10 @@ class Encoder:
             return v if _MIN_INT <= v <= _MAX_INT else _ExtType(EXT_BIGINT, str(v).encode())
         if t is Ref:
             digest = v.digest
+            if not is_digest(digest):
+                raise _Unsupported(Ref, f"its digest {digest!r} is not 64 lowercase hex digits")
             self.links.add(digest)
-            try:
-                return _ExtType(EXT_REF, bytes.fromhex(digest))
-            except (TypeError, ValueError):
-                raise _Unsupported(Ref, f"its digest {digest!r} is not a hex digest") from None
+            return _ExtType(EXT_REF, bytes.fromhex(digest))
         if t is list:
             return self._encode_list(v)
         if t is dict:
@@ -115,7 +117,12 @@ class Encoder:
         wrapper = self._registry.wrapper_for(t)
         if wrapper is None:
             raise _Unsupported(t)
-        return self._encode_resource(wrapper.wrap(v))
+        # Track the wrapped object itself: its wrapper is new on every visit, so an
+        # object reachable from its own wrapper would otherwise recurse without end.
+        key = self._enter(v)
+        body = self._encode_resource(wrapper.wrap(v))
+        self._active.discard(key)
+        return body
 
     def _enter(self, v: Any) -> int:
         key = id(v)
@@ -130,13 +137,12 @@ class Encoder:
     def _encode_list(self, v: list) -> list:
         key = self._enter(v)
         encode = self.encode
-        out = []
-        index = 0
+        out: list = []
         try:
-            for index, item in enumerate(v):
+            for item in v:
                 out.append(encode(item))
         except _Unsupported as exc:
-            exc.path.append(f"[{index}]")
+            exc.path.append(f"[{len(out)}]")  # the index of the item that failed
             raise
         self._active.discard(key)
         return out
@@ -173,7 +179,6 @@ class Encoder:
                 fields[name] = encode(getattr(v, name))
         except _Unsupported as exc:
             exc.path.append(f".{name}")
-            exc.path.append(cls.__qualname__)
             raise
         except AttributeError as exc:
             raise FieldTypeError(f"{cls.__qualname__} has no value for field {name!r}") from exc
@@ -183,6 +188,8 @@ class Encoder:
 
 def _raise_field_error(exc: _Unsupported, value: Any) -> None:
     path = "".join(reversed(exc.path))
+    if path.startswith("."):
+        path = type(value).__qualname__ + path
     where = f" in field {path}" if path else ""
     reason = exc.reason or (
         "register a TypeWrapper for it, make it a Resource, or convert it to a "
@@ -241,6 +248,8 @@ _markers: dict[bytes, _Marker] = {}
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_REF:
+        if len(data) != 32:
+            raise DeserializationError(f"a ref must hold a 32-byte digest, got {len(data)} bytes")
         return Ref(data.hex())
     if code == EXT_RESOURCE:
         marker = _markers.get(data)
@@ -277,7 +286,9 @@ def unpack_value(data: bytes) -> Any:
     except (UnregisteredResource, RegistryError):
         raise
     except Exception as exc:
-        raise DeserializationError(f"cannot decode object of {len(data)} bytes: {exc}") from exc
+        raise DeserializationError(
+            f"cannot decode object of {len(data)} bytes: {type(exc).__name__}: {exc}"
+        ) from exc
     if type(obj) is not list or len(obj) != 3 or obj[0] != FORMAT:
         raise DeserializationError(
             f"not an enact object (expected [{FORMAT}, links, body], got {type(obj).__name__})"
@@ -377,7 +388,14 @@ class JsonSerializer:
             tree = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise DeserializationError(f"invalid JSON: {exc}") from exc
-        return self._from_json(tree)
+        try:
+            return self._from_json(tree)
+        except (RegistryError, DeserializationError):
+            raise
+        except Exception as exc:
+            raise DeserializationError(
+                f"malformed enact JSON: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _from_json(self, v: Any) -> Any:
         if type(v) is list:
@@ -390,11 +408,11 @@ class JsonSerializer:
             fields = {k: self._from_json(x) for k, x in v["$v"].items()}
             return _build_resource(_Marker(v["$t"]), fields)
         if "$b" in v:
-            return base64.b64decode(v["$b"])
+            return base64.b64decode(v["$b"], validate=True)
         if "$f" in v:
             return float(v["$f"])
         if "$r" in v:
-            return Ref(v["$r"])
+            return Ref.from_id(v["$r"])
         if "$i" in v:
             return int(v["$i"])
         if "$c" in v:

@@ -68,6 +68,9 @@ class Store:
         self._cache_size = 0
         self._cache_limit = cache_bytes
         self._records: dict[str, Any] = {}
+        # Write-behind buffer (see ``stage``): readable at once, written with the
+        # next ``put_objects``.
+        self._staged: dict[str, bytes] = {}
         self._values: dict[str, Any] = {}
         # Nodes of invocations recorded or loaded through this store (enact.calls),
         # and digests known to be in the backend, so they are not written twice.
@@ -153,11 +156,29 @@ class Store:
 
     # Objects -----------------------------------------------------------------
 
+    def stage(self, objects: Mapping[str, bytes]) -> None:
+        """Hold objects to be written with the next ``put_objects`` (one batch, not two).
+
+        Staged objects can be read at once. Use it for records that only matter
+        once something that refers to them is written anyway.
+        """
+        with self._lock:
+            self._staged.update(objects)
+
     def put_objects(self, objects: Mapping[str, bytes]) -> None:
-        """Write packed objects (digest -> bytes) in one backend batch."""
+        """Write packed objects (digest -> bytes), and any staged ones, in one batch."""
+        staged: dict[str, bytes] = {}
+        if self._staged:
+            with self._lock:
+                staged, self._staged = self._staged, {}
+            objects = {**staged, **objects}
         if not objects:
             return
-        self.backend.put(objects)
+        try:
+            self.backend.put(objects)
+        except BaseException:
+            self.stage(staged)  # keep the staged objects for the next write
+            raise
         if self._use_cache:
             for digest, data in objects.items():
                 self._remember(digest, data)
@@ -168,9 +189,13 @@ class Store:
 
     def get_objects(self, digests: Sequence[str]) -> list[bytes]:
         """Verified bytes of several objects, aligned; raises on the first missing."""
-        out: list[bytes | None] = [self._cache.get(d) for d in digests] if self._use_cache else [
-            None
-        ] * len(digests)
+        out: list[bytes | None] = (
+            [self._cache.get(d) for d in digests] if self._use_cache else [None] * len(digests)
+        )
+        if self._staged:
+            for i, digest in enumerate(digests):
+                if out[i] is None:
+                    out[i] = self._staged.get(digest)
         wanted = [i for i, data in enumerate(out) if data is None]
         if wanted:
             try:
@@ -184,9 +209,7 @@ class Store:
             for i, data in zip(wanted, fetched):
                 digest = digests[i]
                 if data is None:
-                    raise ObjectMissing(
-                        f"no object {digest} in store {describe(self.backend)}"
-                    )
+                    raise ObjectMissing(f"no object {digest} in store {describe(self.backend)}")
                 verify(digest, data, describe(self.backend))
                 out[i] = data
                 if self._use_cache:

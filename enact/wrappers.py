@@ -10,6 +10,7 @@ registered or already imported in this process.
 from __future__ import annotations
 
 import abc
+import functools
 import sys
 import types
 from dataclasses import dataclass
@@ -142,6 +143,20 @@ def _resolve_loaded(module_name: str, qualname: str, what: str) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=1)
+def _builtin_types() -> dict[str, type]:
+    """Built-in types by qualified name, including those ``builtins`` does not
+    expose by name (``NoneType``, ``function``, ``module``...)."""
+    import builtins
+
+    return {
+        obj.__qualname__: obj
+        for namespace in (vars(types), vars(builtins))
+        for obj in namespace.values()
+        if isinstance(obj, type) and obj.__module__ == "builtins"
+    }
+
+
 @register
 @dataclass(frozen=True)
 class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
@@ -160,9 +175,10 @@ class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
 
     def unwrap(self) -> type:
         if self.module == "builtins":
-            import builtins
-
-            return getattr(builtins, self.qualname)  # type: ignore[no-any-return]
+            builtin = _builtin_types().get(self.qualname)
+            if builtin is None:
+                raise UnregisteredResource(f"builtins.{self.qualname} is not a built-in type")
+            return builtin
         try:
             registered = Registry.get().lookup(f"{self.module}.{self.qualname}")
             return registered

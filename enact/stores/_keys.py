@@ -21,10 +21,17 @@ The schema (``P`` is the prefix)::
                                      (digest of its Request), head (digest of its
                                      latest invocation or checkpoint), output,
                                      error, requests (JSON ids), name, created,
-                                     updated, worker
+                                     updated, worker, and answer:<request id> =
+                                     base64 of the packed answer until consumed
+    P:flow:<flow_id>:events  channel pub/sub: the new status, each time it changes
     P:flow:<flow_id>:lock    string  token of the worker running the flow; expires
                                      unless renewed, so a dead worker's lock lapses
     P:flows                  zset    every flow id, scored by creation time
+    P:map:<id>:todo          list    packed [index, CallArgs bytes] of one
+                                     enact.worker.map call, not yet taken
+    P:map:<id>:inflight:<n>  list    items puller n took and has not reported
+    P:map:<id>:results       list    packed [index, node row] per finished item
+                                     (the map keys expire after a day)
 
 Times are the Redis server's clock (``TIME``), so clients with skewed clocks
 agree on leases. Celery's own broker and result keys are not under this prefix.
@@ -76,8 +83,20 @@ class RedisKeys:
     def flow_lock(self, flow_id: str) -> str:
         return f"{self.prefix}:flow:{flow_id}:lock"
 
+    def flow_events(self, flow_id: str) -> str:
+        return f"{self.prefix}:flow:{flow_id}:events"
+
     def flows(self) -> str:
         return f"{self.prefix}:flows"
+
+    def map_todo(self, map_id: str) -> str:
+        return f"{self.prefix}:map:{map_id}:todo"
+
+    def map_inflight(self, map_id: str, puller: int) -> str:
+        return f"{self.prefix}:map:{map_id}:inflight:{puller}"
+
+    def map_results(self, map_id: str) -> str:
+        return f"{self.prefix}:map:{map_id}:results"
 
     def match_all(self) -> str:
         """A ``SCAN MATCH`` pattern for every key under the prefix (glob characters escaped)."""

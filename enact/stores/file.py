@@ -10,11 +10,13 @@ objects are opaque bytes, verified by ``Store`` on read.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from enact.errors import StoreError
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 class FileBackend:
@@ -65,7 +67,15 @@ class FileBackend:
         if directory not in self._made_dirs:
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        # A unique name (O_EXCL) in the target directory, so the rename is atomic.
+        # Mode 0o666 lets the umask decide who may read, as for any open(); unlike
+        # mkstemp, which would make objects readable by their writer only.
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        try:
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        except FileNotFoundError:  # the directory was removed since we made it
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -62,7 +62,7 @@ PACK_OBJECT_MAX_BYTES = 1 << 20  # smaller objects are packed
 MULTIPART_THRESHOLD_BYTES = 8 << 20  # larger objects go up in parts
 MULTIPART_CHUNK_BYTES = 8 << 20
 PACK_MAX_BYTES = 32 << 20
-WHOLE_PACK_READ_MAX_BYTES = 8 << 20  # smaller packs are read whole and cached
+WHOLE_PACK_READ_MAX_BYTES = 4 << 20  # smaller packs are read whole and cached
 PACK_CACHE_BYTES = 64 << 20
 RANGE_GAP_BYTES = 256 << 10  # wanted objects closer than this share one range GET
 # An index written up to this long before the newest one a reader holds (clock
@@ -237,7 +237,9 @@ class S3Backend:
         self._seen_indexes: set[str] = set()
         self._newest_index_ns = 0
         self._listed = False
-        self._refreshes = 0
+        # How many refreshes have begun, and the number of the last that succeeded.
+        self._refreshes_started = 0
+        self._refresh_completed = 0
         self._index_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._pack_cache: OrderedDict[str, bytes] = OrderedDict()
@@ -307,7 +309,8 @@ class S3Backend:
         refreshed = self._ensure_listed()
         with self._index_lock:
             found = [raw in self._index for raw in raws]
-        if not all(found) and not refreshed and self.refresh():
+        if not all(found) and not refreshed:
+            self.refresh()  # may return 0 when a concurrent refresh did the work
             with self._index_lock:
                 found = [raw in self._index for raw in raws]
         return found
@@ -325,7 +328,8 @@ class S3Backend:
         raws = {d: self._raw(d) for d in wanted}
         refreshed = self._ensure_listed()
         where = self._locations(raws)
-        if not refreshed and len(where) < len(wanted) and self.refresh():
+        if not refreshed and len(where) < len(wanted):
+            self.refresh()
             where = self._locations(raws)
 
         by_pack: dict[int, list[tuple[str, int, int]]] = {}
@@ -404,13 +408,16 @@ class S3Backend:
     def refresh(self) -> int:
         """List and load the indexes written since the last refresh; return how many.
 
-        Called on a miss. Concurrent callers share one listing: a caller that
-        waited while another refreshed returns without listing again.
+        Called on a miss. Concurrent callers share listings: a caller that waited
+        while a refresh ran which *started after its call* (and so saw every index
+        written before it) returns 0 without listing again.
         """
-        generation = self._refreshes
+        ticket = self._refreshes_started
         with self._refresh_lock:
-            if self._refreshes != generation and self._listed:
+            if self._refresh_completed > ticket:
                 return 0
+            self._refreshes_started += 1
+            sequence = self._refreshes_started
             prefix = f"{self._root}index/"
             kwargs = {"Bucket": self.bucket, "Prefix": prefix}
             if self._listed:
@@ -425,7 +432,7 @@ class S3Backend:
                 if body is not None:  # removed between LIST and GET
                     self._add_index(key, _packs.decode_index(body, f"s3://{self.bucket}/{key}"))
             self._listed = True
-            self._refreshes += 1
+            self._refresh_completed = sequence
             self._forget_old_index_names()
             return len(new)
 

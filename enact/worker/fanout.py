@@ -1,45 +1,91 @@
 """Fan-out: run many calls on the workers, recorded as if they had run locally.
 
-``map`` sends calls in batches (one message and one store write per batch, not
-per call), and inside a tracked flow attaches every call's invocation as the
-next child of the caller, in input order: the flow's record is the same as if
-the loop had run locally, so it can be rewound and replayed, and on replay the
+``map`` puts the calls in a Redis work list and sends a bounded number of
+puller tasks (``parallelism``) that take calls until the list is empty: cheap
+calls cost a Redis pop each, not a Celery message each, and slow calls spread
+over every free worker thread. Results stream back through a Redis list.
+
+Inside a tracked flow, ``map`` attaches every call's invocation as the next
+child of the caller, in input order: the flow's record is the same as if the
+loop had run locally, so it can be rewound and replayed, and on replay the
 recorded calls are reused instead of being sent again.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Sequence
+import time
+import uuid
+from typing import Any, Iterable
 
+import msgpack
 from celery import group
 
 from enact import calls
 from enact.calls import CallSpec, args_object
+from enact.errors import FlowTimeout
 from enact.invocations import Function
 from enact.records import Invocation
 from enact.serialization import unpack_value
 from enact.worker import runtime
-from enact.worker.tasks import raised_exception, replay_invocation, row_node, run_batch
+from enact.worker.tasks import MAP_TTL_S, pull_calls, raised_exception, replay_invocation, row_node
 
-DEFAULT_BATCHES = 256
+DEFAULT_PARALLELISM = 128
 
 
-def _batches(indices: Sequence[int], batch_size: int | None) -> list[list[int]]:
-    if batch_size is None:
-        batch_size = max(1, math.ceil(len(indices) / DEFAULT_BATCHES))
-    return [list(indices[i : i + batch_size]) for i in range(0, len(indices), batch_size)]
+def _run_remote(
+    fn: Function, inputs: list[bytes], todo: list[int], parallelism: int, timeout: float | None
+) -> dict[int, list[Any]]:
+    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their node rows."""
+    keys = runtime.state().keys
+    client = runtime.redis_bytes()
+    map_id = uuid.uuid4().hex
+    todo_key, results_key = keys.map_todo(map_id), keys.map_results(map_id)
+    pullers = max(1, min(parallelism, len(todo)))
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(todo), 1000):
+        pipe.rpush(todo_key, *(msgpack.packb([i, inputs[i]]) for i in todo[start : start + 1000]))
+    pipe.expire(todo_key, MAP_TTL_S)
+    pipe.execute()
+    group(
+        pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
+    ).apply_async()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    rows: dict[int, list[Any]] = {}
+    try:
+        while len(rows) < len(todo):
+            if deadline is not None and time.monotonic() > deadline:
+                raise FlowTimeout(
+                    f"enact.worker.map: {len(todo) - len(rows)} of {len(todo)} calls "
+                    f"unfinished after {timeout} s"
+                )
+            first = client.blpop([results_key], timeout=1)
+            if first is None:
+                continue
+            batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
+            for packed in batch:
+                index, row = msgpack.unpackb(packed)
+                rows.setdefault(index, row)  # a redone call may report twice
+    finally:
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(todo_key, results_key)
+        pipe.delete(*(keys.map_inflight(map_id, n) for n in range(pullers)))
+        pipe.execute()
+    return rows
 
 
 def map(  # noqa: A001  (mirrors the builtin on purpose)
-    fn: Any, iterable: Iterable[Any], *, batch_size: int | None = None, timeout: float | None = None
+    fn: Any,
+    iterable: Iterable[Any],
+    *,
+    parallelism: int = DEFAULT_PARALLELISM,
+    timeout: float | None = None,
 ) -> list[Any]:
     """``[fn(x) for x in iterable]``, with the calls run in parallel on the workers.
 
     ``fn`` must be a registered function the workers import. Outputs come back
     in input order. If a call raised, the calls before it are recorded and its
-    exception is raised here, as a local loop would. ``batch_size`` calls go in
-    one message (default: the calls split into about 256 batches).
+    exception is raised here, as a local loop would. At most ``parallelism``
+    calls run at once; ``FlowTimeout`` after ``timeout`` seconds.
     """
     if not isinstance(fn, Function):
         raise TypeError(f"enact.worker.map needs a registered function, got {fn!r}")
@@ -68,16 +114,8 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
         else:
             todo.append(index)
     if todo:
-        batches = _batches(todo, batch_size)
-        job = group(run_batch.s(fn.function_id, [inputs[i] for i in b]) for b in batches)
-        async_result = job.apply_async()
-        try:
-            rows = async_result.get(timeout=timeout, disable_sync_subtasks=False)
-        finally:
-            async_result.forget()
-        for batch, batch_rows in zip(batches, rows):
-            for index, row in zip(batch, batch_rows):
-                results[index] = row_node(row)
+        for index, row in _run_remote(fn, inputs, todo, parallelism, timeout).items():
+            results[index] = row_node(row)
     store = frame.session.store if frame is not None else runtime.store()
     outputs: list[Any] = []
     for index, result in enumerate(results):

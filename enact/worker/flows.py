@@ -15,6 +15,7 @@ lapses, so two workers never run one flow at once.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enact import calls
+from enact.calls import value_object
 from enact.errors import (
     ConflictError,
     FlowFailed,
@@ -85,7 +87,13 @@ class FlowTable:
         pipe = self.client.pipeline()
         pipe.hset(
             self.keys.flow(flow_id),
-            mapping={"status": "queued", "start": start, "name": name, "created": now, "updated": now},
+            mapping={
+                "status": "queued",
+                "start": start,
+                "name": name,
+                "created": now,
+                "updated": now,
+            },
         )
         pipe.zadd(self.keys.flows(), {flow_id: now})
         pipe.execute()
@@ -93,7 +101,9 @@ class FlowTable:
     def get(self, flow_id: str) -> FlowRecord:
         raw = self.client.hgetall(self.keys.flow(flow_id))
         if not raw:
-            raise UnknownFlow(f"no flow with id {flow_id!r} under Redis prefix {self.keys.prefix!r}")
+            raise UnknownFlow(
+                f"no flow with id {flow_id!r} under Redis prefix {self.keys.prefix!r}"
+            )
         return FlowRecord(
             id=flow_id,
             status=raw["status"],
@@ -109,9 +119,30 @@ class FlowTable:
         )
 
     def update(self, flow_id: str, **fields: Any) -> None:
-        mapping = {k: ("" if v is None else json.dumps(v) if isinstance(v, list) else v) for k, v in fields.items()}
+        """Set fields of a flow; a new status is also published to its waiters."""
+        mapping = {
+            k: ("" if v is None else json.dumps(v) if isinstance(v, list) else v)
+            for k, v in fields.items()
+        }
         mapping["updated"] = time.time()
-        self.client.hset(self.keys.flow(flow_id), mapping=mapping)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.flow(flow_id), mapping=mapping)
+        if "status" in fields:
+            pipe.publish(self.keys.flow_events(flow_id), fields["status"])
+        pipe.execute()
+
+    def set_answer(self, flow_id: str, request_id: str, data: bytes) -> None:
+        """Keep the packed answer to a request with the flow until a worker consumes it."""
+        encoded = base64.b64encode(data).decode()
+        self.client.hset(self.keys.flow(flow_id), f"answer:{request_id}", encoded)
+
+    def answer_bytes(self, flow_id: str, request_id: str) -> bytes | None:
+        raw = self.client.hget(self.keys.flow(flow_id), f"answer:{request_id}")
+        return None if raw is None else base64.b64decode(raw)
+
+    def drop_answers(self, flow_id: str, request_ids: list[str]) -> None:
+        if request_ids:
+            self.client.hdel(self.keys.flow(flow_id), *(f"answer:{r}" for r in request_ids))
 
     def ids(self, limit: int = 100) -> list[str]:
         return list(self.client.zrevrange(self.keys.flows(), 0, limit - 1))
@@ -134,7 +165,9 @@ class FlowLock:
     def acquire(self) -> bool:
         if not self.table.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
-        self._thread = threading.Thread(target=self._keep_alive, name="enact-flow-lock", daemon=True)
+        self._thread = threading.Thread(
+            target=self._keep_alive, name="enact-flow-lock", daemon=True
+        )
         self._thread.start()
         return True
 
@@ -167,7 +200,9 @@ def call_parts(target: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
     if isinstance(callable_, Function):
         return callable_, CallArgs(list(args), dict(kwargs))
     if isinstance(callable_, BoundFunction):
-        return BoundMethod(callable_.instance, callable_.function), CallArgs(list(args), dict(kwargs))
+        return BoundMethod(callable_.instance, callable_.function), CallArgs(
+            list(args), dict(kwargs)
+        )
     if kwargs or len(args) > 1:
         raise TypeError(f"{target!r} takes at most one positional argument (its input)")
     return callable_, args[0] if args else None
@@ -180,7 +215,9 @@ def _name(target: Any) -> str:
 class Flow:
     """A handle on a flow: poll it, wait for it, read its invocation and result."""
 
-    def __init__(self, flow_id: str, table: FlowTable | None = None, store: Store | None = None) -> None:
+    def __init__(
+        self, flow_id: str, table: FlowTable | None = None, store: Store | None = None
+    ) -> None:
         self.id = flow_id
         self._table = table or FlowTable(runtime.state())
         self._store = store or runtime.store()
@@ -192,27 +229,37 @@ class Flow:
         """``queued``, ``running``, ``waiting``, ``done`` or ``failed``."""
         return self.record().status
 
-    def wait(self, timeout: float | None = None, until: tuple[str, ...] = ("waiting", *FINAL)) -> str:
+    def wait(
+        self, timeout: float | None = None, until: tuple[str, ...] = ("waiting", *FINAL)
+    ) -> str:
         """Block until the flow is done, failed or waiting for input; return that status.
 
         ``FlowTimeout`` if that takes more than ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
-        while True:
-            status = self.status()
-            if status in until:
-                return status
-            if deadline is not None and time.monotonic() >= deadline:
-                raise FlowTimeout(f"flow {self.id} is still {status} after {timeout} s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
+        # Subscribe first, then read: a change between the two is not missed.
+        pubsub = self._table.client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self._table.keys.flow_events(self.id))
+        try:
+            while True:
+                status = self.status()
+                if status in until:
+                    return status
+                left = 1.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise FlowTimeout(f"flow {self.id} is still {status} after {timeout} s")
+                # Wake on the next published change; re-read at least every second.
+                pubsub.get_message(timeout=min(left, 1.0))
+        finally:
+            pubsub.close()
 
     def invocation(self) -> Invocation:
         """The latest invocation: complete, waiting for input, or a checkpoint."""
         record = self.record()
         if record.head is None:
-            raise FlowWaiting(f"flow {self.id} has not recorded anything yet (status {record.status})")
+            raise FlowWaiting(
+                f"flow {self.id} has not recorded anything yet (status {record.status})"
+            )
         with self._store:
             return calls.load_node(self._store, record.head).invocation()
 
@@ -299,9 +346,12 @@ def answer(request_id: str, value: Any) -> Flow:
                 f"input request {request_id} is no longer pending in flow {pending.flow_id}"
             )
         check_answer(request, value)
-        answer_digest = store.commit(value).digest
-    state.answer_input_request(request_id, answer_digest)
+        answer_digest, data = value_object(value)
+    # The answer waits in Redis (durable with AOF) until a worker writes it to
+    # the store with the resumed flow's records: one object-store write, not two.
     table = FlowTable(state)
+    table.set_answer(pending.flow_id, request_id, data)
+    state.answer_input_request(request_id, answer_digest)
     table.update(pending.flow_id, status="queued")
     run_flow.apply_async((pending.flow_id,))
     return Flow(pending.flow_id, table, store)

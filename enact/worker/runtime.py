@@ -29,8 +29,29 @@ def _get(name: str, factory: Any) -> Any:
 
 
 def store() -> Store:
-    """The store named by ``ENACT_STORE_URL`` (default: the local file store)."""
-    return _get("store", Store)  # type: ignore[no-any-return]
+    """The store named by ``ENACT_STORE_URL`` (default: the local file store).
+
+    A remote store (S3) gets the shared Redis object cache in front of it
+    (``ENACT_CACHE_URL``, ``ENACT_CACHE_TTL_S``; see ``enact.stores.cached``).
+    """
+    return _get("store", _open_store)  # type: ignore[no-any-return]
+
+
+def _open_store() -> Store:
+    from enact import config
+
+    backend = config.open_backend()
+    url = config.cache_url()
+    ttl_s = config.cache_ttl_s()
+    if url and ttl_s > 0 and type(backend).__name__ == "S3Backend":
+        from enact.stores._keys import RedisKeys
+        from enact.stores.cached import CachedBackend
+        from enact.stores.redis import make_client
+
+        client = make_client(url, decode_responses=False)
+        keys = RedisKeys(config.redis_prefix())
+        backend = CachedBackend(backend, client, keys, ttl_s=ttl_s)
+    return Store(backend)
 
 
 def state() -> Any:
@@ -44,3 +65,11 @@ def reset() -> None:
     """Forget the cached connections (tests switch configurations with this)."""
     with _lock:
         _cached.clear()
+
+
+def redis_bytes() -> Any:
+    """A Redis client for binary values (work lists of packed calls), same server."""
+    from enact import config
+    from enact.stores.redis import make_client
+
+    return _get("redis_bytes", lambda: make_client(config.redis_url(), decode_responses=False))

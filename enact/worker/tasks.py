@@ -11,8 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgpack
+
 from enact import calls, config
 from enact.calls import Node
+from enact.digests import verify
 from enact.errors import UnknownInputRequest
 from enact.invocations import Function, invoke
 from enact.records import NativeException
@@ -24,7 +27,6 @@ from enact.store import Store
 from enact.worker import runtime
 from enact.worker.app import app
 from enact.worker.flows import FlowTable, request_id, start_target
-
 
 # Flows ----------------------------------------------------------------------
 
@@ -51,11 +53,13 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
     store = runtime.store()
     with store:
         head = record.head
+        consumed: list[str] = []
         if head is not None:
-            head = _apply_answers(table, store, flow_id, head, record.requests)
-            if head is None:
+            answered = _apply_answers(table, store, flow_id, head, record.requests)
+            if answered is None:
                 table.update(flow_id, status="waiting")
                 return "waiting"
+            head, consumed = answered
         table.update(flow_id, status="running", worker=worker)
         try:
             target, args, kwargs = start_target(store, record.start)
@@ -72,13 +76,20 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
         except Exception as exc:  # the flow cannot run at all (unregistered, diverged...)
             table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {exc}")
             return "failed"
-        return _settle(table, state, store, flow_id, invocation)
+        status = _settle(table, state, store, flow_id, invocation)
+        # Only now, with the resumed records written, are the answers spent: a
+        # worker that died before this point leaves them for the next delivery.
+        for rid in consumed:
+            state.remove_input_request(rid)
+        table.drop_answers(flow_id, consumed)
+        return status
 
 
 def _apply_answers(
     table: FlowTable, store: Store, flow_id: str, head: str, request_ids: list[str]
-) -> str | None:
-    """The head with every answered request applied; ``None`` if nothing was answered.
+) -> tuple[str, list[str]] | None:
+    """The head with every answered request applied (staged, not yet written),
+    and the ids of those requests; ``None`` if nothing is answered.
 
     A head that is a checkpoint (not waiting for input) is returned as it is.
     """
@@ -86,7 +97,7 @@ def _apply_answers(
     invocation = calls.load_node(store, head).invocation()
     pending = dict(pending_input_requests(invocation))
     if not pending:
-        return head
+        return head, []
     answers: dict[tuple[int, ...], Any] = {}
     consumed: list[str] = []
     for rid in request_ids:
@@ -98,16 +109,20 @@ def _apply_answers(
             continue
         consumed.append(rid)
         if tuple(request.path) in pending:
-            answers[tuple(request.path)] = store.checkout(request.answer)
+            answers[tuple(request.path)] = _answer_value(table, store, flow_id, rid, request.answer)
     if not answers:
         return None
-    answered = answer_inputs(invocation, answers).digest
-    # Save the answered record before dropping the answers: if this worker dies
-    # now, the next run resumes from it and the answers are not lost.
-    table.update(flow_id, head=answered)
-    for rid in consumed:
-        state.remove_input_request(rid)
-    return answered
+    return answer_inputs(invocation, answers, write=False).digest, consumed
+
+
+def _answer_value(table: FlowTable, store: Store, flow_id: str, rid: str, digest: str) -> Any:
+    """An answer kept with the flow in Redis (verified), else from the store."""
+    data = table.answer_bytes(flow_id, rid)
+    if data is None:
+        return store.checkout(digest)
+    verify(digest, data, f"the answer to {rid} in Redis")
+    store.stage({digest: data})
+    return unpack_value(data)
 
 
 def _checkpointer(table: FlowTable, flow_id: str) -> Any:
@@ -152,7 +167,9 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
         return "waiting"
     node = calls.load_node(store, invocation.digest)
     if node.output_digest is not None:
-        table.update(flow_id, status="done", head=invocation.digest, output=node.output_digest, error=None)
+        table.update(
+            flow_id, status="done", head=invocation.digest, output=node.output_digest, error=None
+        )
         return "done"
     raised = store.checkout(node.raised_digest) if node.raised_digest else None
     error = str(raised) if raised is not None else "the flow ended without output"
@@ -199,42 +216,95 @@ def row_node(row: list[Any]) -> tuple[Node, bytes | None]:
     return Node(*row[:10]), row[10]
 
 
-@app.task(name="enact.run_batch")
-def run_batch(function_id: str, inputs: list[bytes]) -> list[list[Any]]:
-    """Run one registered function on a batch of packed ``CallArgs``; one store write."""
+PULL_FLUSH_S = 0.5
+PULL_FLUSH_ROWS = 256
+MAP_TTL_S = 24 * 3600
+
+
+@app.task(name="enact.pull_calls")
+def pull_calls(map_id: str, function_id: str, puller: int) -> int:
+    """Take calls from a map's work list until it is empty; report each result.
+
+    Each item moves atomically into this puller's in-flight list before it
+    runs, and leaves it only after its result is reported, so if this worker
+    dies the redelivered task (same ``puller``) runs exactly those items again.
+    Results are reported in batches, after the store holds their records.
+    """
+    function = _registered(function_id)
+    keys = runtime.state().keys
+    client = runtime.redis_bytes()
+    todo, inflight, results = (
+        keys.map_todo(map_id),
+        keys.map_inflight(map_id, puller),
+        keys.map_results(map_id),
+    )
+    store = runtime.store()
+    done = 0
+    with store:
+        session = calls.Session(store, strict=False)
+        redo = list(client.lrange(inflight, 0, -1))
+        rows: list[bytes] = []
+        taken: list[bytes] = []
+        last_flush = time.monotonic()
+
+        def report() -> None:
+            nonlocal last_flush
+            session.flush()
+            pipe = client.pipeline(transaction=False)
+            pipe.rpush(results, *rows)
+            pipe.expire(results, MAP_TTL_S)
+            for item in taken:
+                pipe.lrem(inflight, 1, item)
+            pipe.execute()
+            rows.clear()
+            taken.clear()
+            last_flush = time.monotonic()
+
+        while True:
+            item = redo.pop(0) if redo else client.lmove(todo, inflight, "LEFT", "RIGHT")
+            if item is None:
+                break
+            index, data = msgpack.unpackb(item)
+            rows.append(msgpack.packb([index, _run_one(session, function, data)]))
+            taken.append(item)
+            done += 1
+            if len(rows) >= PULL_FLUSH_ROWS or time.monotonic() - last_flush >= PULL_FLUSH_S:
+                report()
+        if rows:
+            report()
+    return done
+
+
+def _registered(function_id: str) -> Function:
     function = Registry.get().lookup_function(function_id)
     if not isinstance(function, Function):
         raise LookupError(
             f"function {function_id} is not registered on this worker; "
             "list its module in ENACT_IMPORTS"
         )
-    store = runtime.store()
-    with store:
-        session = calls.Session(store, strict=False)
-        root = calls.Frame(session, None, 1, None)
-        token = calls.enter_frame(root)
-        values: list[bytes | None] = []
+    return function
+
+
+def _run_one(session: calls.Session, function: Function, data: bytes) -> list[Any]:
+    """Run one call as a top-level invocation of ``session``; its node row."""
+    root = calls.Frame(session, None, 1, None)
+    token = calls.enter_frame(root)
+    try:
+        call_args = unpack_value(data)
         try:
-            for data in inputs:
-                call_args = unpack_value(data)
-                try:
-                    output = function(*call_args.args, **call_args.kwargs)
-                except Exception:
-                    values.append(None)  # recorded in the node; sent as raised below
-                else:
-                    values.append(calls.value_object(output)[1])
-        finally:
-            calls.exit_frame(token)
-        raised = {n.raised_digest: None for n in root.children if n is not None and n.raised_digest}
-        objects = dict(session.objects)
-        session.flush()
-        for digest in raised:
-            raised[digest] = objects.get(digest) or store.get_object(digest)  # type: ignore[assignment]
-        rows = []
-        for node, value in zip(root.children, values):
-            assert node is not None
-            rows.append(node_row(node, value if node.raised_digest is None else raised[node.raised_digest]))
-        return rows
+            output = function(*call_args.args, **call_args.kwargs)
+        except Exception:
+            value = None
+        else:
+            value = calls.value_object(output)[1]
+    finally:
+        calls.exit_frame(token)
+    node = root.children[0]
+    assert node is not None
+    if node.raised_digest is not None:
+        raised = session.objects.get(node.raised_digest)
+        value = raised if raised is not None else session.store.get_object(node.raised_digest)
+    return node_row(node, value)
 
 
 @app.task(name="enact.replay")

@@ -1,0 +1,623 @@
+"""Redis for the mutable side of enact: named refs, input requests, and optionally objects.
+
+``RedisState`` keeps what changes: refs (a name pointing at a digest, with
+atomic compare-and-set and a history) and the registry of pending input
+requests that the Celery worker reads and answers. ``RedisBackend`` is the
+object ``Backend`` protocol on Redis, for deployments without S3.
+
+Invariants:
+
+* Every key comes from ``enact.stores._keys`` under one prefix; the schema is
+  written out there.
+* Every multi-key change is one Lua script (the ``.lua`` files beside this
+  module), so it is atomic and a client that dies half-way leaves nothing
+  half-done. Times come from the server's clock.
+* Connection errors are retried with exponential backoff (a Redis restart
+  between two operations is invisible); after the retries they raise
+  ``StoreUnavailable`` naming ``host:port``, never the password.
+
+The scripts touch only the keys passed to them, but keys of one call do not
+share a hash slot: this targets standalone Redis (or a primary with replicas),
+not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Iterator, Literal, Mapping, Sequence
+
+import redis
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
+
+from enact import config
+from enact.errors import (
+    ConfigError,
+    ConflictError,
+    StoreError,
+    StoreUnavailable,
+    UnknownInputRequest,
+)
+from enact.stores._keys import RedisKeys
+
+RETRIES = 6  # backoff 0.05 s doubling, capped at 1 s: about 3 s before giving up
+HEALTH_CHECK_INTERVAL_S = 15
+SOCKET_TIMEOUT_S = 10.0
+SOCKET_CONNECT_TIMEOUT_S = 2.0
+HISTORY_LIMIT = 1000
+BATCH = 500  # keys per pipeline round trip
+
+Status = Literal["pending", "claimed", "answered"]
+_SCHEMES = ("redis", "rediss", "unix")
+_CLIENT_OPTIONS = {
+    "retries": int,
+    "health_check_interval": int,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+}
+
+
+def _load_script(name: str) -> str:
+    return resources.files("enact.stores").joinpath(name).read_text(encoding="utf-8")
+
+
+def _where(url: str) -> str:
+    """``host:port/db`` of a Redis URL, without user or password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        port = 6379  # reported as malformed elsewhere
+    db = parts.path.lstrip("/")
+    return f"{host}:{port}" + (f"/{db}" if db else "")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """Check a Redis URL; return it without enact's own query parameters, and those.
+
+    ``prefix`` and the client options (``retries``, ``health_check_interval``,
+    ``socket_timeout``, ``socket_connect_timeout``) are ours; any other query
+    parameter is left for redis-py. Raises ``ConfigError`` naming the problem.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"Redis URL must be a non-empty string, got {url!r}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise ConfigError(
+            f"Redis URL {_redact(url)!r} must start with redis://, rediss:// or unix://"
+        )
+    if parts.scheme != "unix":
+        if not parts.hostname:
+            raise ConfigError(f"Redis URL {_redact(url)!r} names no host")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ConfigError(f"Redis URL {_redact(url)!r} has an invalid port") from None
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ConfigError(f"Redis URL {_redact(url)!r}: database {db!r} is not a number")
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k == "prefix" or k in _CLIENT_OPTIONS}
+    rest = urllib.parse.urlencode([(k, v) for k, v in query if k not in ours])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), ours
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class _NotRetried(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _Retry(Retry):
+    """Retries connection errors with backoff, but not refused credentials.
+
+    redis-py's ``AuthenticationError`` is a ``ConnectionError``; retrying it only
+    delays the error a user must fix.
+    """
+
+    def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def guarded() -> Any:
+            try:
+                return do()
+            except redis.exceptions.AuthenticationError as exc:
+                raise _NotRetried(exc) from exc
+
+        try:
+            return super().call_with_retry(guarded, fail, *args, **kwargs)
+        except _NotRetried as wrapped:
+            raise wrapped.error from None
+
+
+def make_client(
+    url: str,
+    *,
+    decode_responses: bool,
+    retries: int = RETRIES,
+    health_check_interval: int = HEALTH_CHECK_INTERVAL_S,
+    socket_timeout: float = SOCKET_TIMEOUT_S,
+    socket_connect_timeout: float = SOCKET_CONNECT_TIMEOUT_S,
+) -> redis.Redis:
+    """A redis-py client that reconnects with backoff and health-checks idle connections."""
+    plain, ours = split_url(url)
+    options: dict[str, Any] = {
+        "retries": retries,
+        "health_check_interval": health_check_interval,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_connect_timeout,
+    }
+    for name, raw in ours.items():
+        if name != "prefix":
+            try:
+                options[name] = _CLIENT_OPTIONS[name](raw)
+            except ValueError:
+                raise ConfigError(f"Redis URL option {name}={raw!r} is not a number") from None
+    retry = _Retry(EqualJitterBackoff(cap=1.0, base=0.05), options.pop("retries"))
+    try:
+        from_url: Any = redis.Redis.from_url  # the stubs' overloads want a literal bool
+        return from_url(  # type: ignore[no-any-return]
+            plain,
+            decode_responses=decode_responses,
+            retry=retry,
+            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+            **options,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid Redis URL {_redact(url)!r}: {exc}") from exc
+
+
+def _client_where(client: redis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+@contextmanager
+def _errors(where: str, action: str) -> Iterator[None]:
+    """Translate redis-py errors into ours, naming the server but not the password."""
+    try:
+        yield
+    except redis.exceptions.AuthenticationError as exc:
+        raise StoreError(f"Redis at {where} refused the credentials while {action}") from exc
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis at {where} unreachable while {action}: {exc}") from exc
+    except redis.exceptions.RedisError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc) or "NOPERM" in str(exc):
+            raise StoreError(f"Redis at {where} refused access while {action}: {exc}") from exc
+        raise StoreError(f"Redis at {where} failed while {action}: {exc}") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend:
+    """The object ``Backend`` on Redis: ``P:obj:<digest>`` strings, pipelined batches."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str | None = None, *, url: str | None = None
+    ) -> None:
+        self._client = client
+        self.keys = RedisKeys(config.redis_prefix(prefix))
+        self._where = _client_where(client)
+        self._url = _redact(url) if url else f"redis://{self._where}"
+
+    @classmethod
+    def from_url(
+        cls, url: str, env: Mapping[str, str] | None = None, prefix: str | None = None
+    ) -> RedisBackend:
+        """Open ``redis://[user:password@]host:port/db?prefix=...`` (also ``rediss://``).
+
+        The prefix comes from ``prefix``, else the URL, else ``ENACT_REDIS_PREFIX``.
+        """
+        _, ours = split_url(url)
+        return cls(
+            make_client(url, decode_responses=False),
+            config.redis_prefix(prefix or ours.get("prefix"), env),
+            url=url,
+        )
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def has(self, digests: Sequence[str]) -> list[bool]:
+        out: list[bool] = []
+        with _errors(self._where, "checking objects"):
+            for start in range(0, len(digests), BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for digest in digests[start : start + BATCH]:
+                    pipe.exists(self.keys.object(digest))
+                out += [bool(n) for n in pipe.execute()]
+        return out
+
+    def get(self, digests: Sequence[str]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        with _errors(self._where, "reading objects"):
+            for start in range(0, len(digests), BATCH):
+                keys = [self.keys.object(d) for d in digests[start : start + BATCH]]
+                out += self._client.mget(keys)
+        return out
+
+    def put(self, objects: Mapping[str, bytes]) -> None:
+        """Store objects with ``SET NX``: an existing digest already holds the same bytes."""
+        items = list(objects.items())
+        with _errors(self._where, "writing objects"):
+            for start in range(0, len(items), BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for digest, data in items[start : start + BATCH]:
+                    pipe.set(self.keys.object(digest), data, nx=True)
+                pipe.execute()
+
+    def __repr__(self) -> str:
+        return f"RedisBackend({self.url!r}, prefix={self.keys.prefix!r})"
+
+
+@dataclass
+class PendingInput:
+    """An input request waiting for (or holding) an answer.
+
+    ``status`` is ``"pending"``, ``"claimed"`` (a client holds a lease until
+    ``claim_expires``) or ``"answered"`` (``answer`` is the answer's digest).
+    A claim whose lease has run out reads as ``"pending"``. Times are unix
+    seconds on the Redis server's clock.
+    """
+
+    id: str
+    flow_id: str
+    requested_type: str
+    for_value: str
+    context: str | None
+    created: float
+    invocation: str
+    path: list[int]
+    status: Status = "pending"
+    answer: str | None = None
+    claimed_by: str | None = None
+    claim_expires: float | None = None
+    answered: float | None = None
+
+    @classmethod
+    def _from_hash(cls, fields: Mapping[Any, Any], now: float) -> PendingInput:
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        status: Status = f["status"]  # type: ignore[assignment]
+        claimed_by = f.get("claimed_by")
+        claim_expires = float(f["claim_expires"]) if "claim_expires" in f else None
+        if status == "claimed" and (claim_expires is None or claim_expires <= now):
+            status, claimed_by, claim_expires = "pending", None, None
+        return cls(
+            id=f["id"],
+            flow_id=f["flow_id"],
+            requested_type=f["requested_type"],
+            for_value=f["for_value"],
+            context=f.get("context"),
+            created=float(f["created"]),
+            invocation=f["invocation"],
+            path=[int(i) for i in json.loads(f["path"])],
+            status=status,
+            answer=f.get("answer"),
+            claimed_by=claimed_by,
+            claim_expires=claim_expires,
+            answered=float(f["answered"]) if "answered" in f else None,
+        )
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class RedisState:
+    """Refs and pending input requests in Redis, all under one key prefix."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str | None = None, *, history_limit: int = HISTORY_LIMIT
+    ) -> None:
+        self._client = client
+        self.keys = RedisKeys(config.redis_prefix(prefix))
+        self.history_limit = history_limit
+        self._where = _client_where(client)
+        self._ref_set = client.register_script(_load_script("redis_ref_set.lua"))
+        self._input_add = client.register_script(_load_script("redis_input_add.lua"))
+        self._input_claim = client.register_script(_load_script("redis_input_claim.lua"))
+        self._input_answer = client.register_script(_load_script("redis_input_answer.lua"))
+        self._input_remove = client.register_script(_load_script("redis_input_remove.lua"))
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        prefix: str | None = None,
+        env: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> RedisState:
+        """Connect to ``url``, else ``ENACT_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+
+        The prefix comes from ``prefix``, else the URL's ``?prefix=``, else
+        ``ENACT_REDIS_PREFIX``, else ``enact``. ``options`` go to ``make_client``
+        (``retries``, ``health_check_interval``, ``socket_timeout``, ...).
+        Connecting is lazy: an unreachable server raises ``StoreUnavailable`` on
+        the first operation.
+        """
+        resolved = config.redis_url(url, env)
+        _, ours = split_url(resolved)
+        client = make_client(resolved, decode_responses=True, **options)
+        return cls(client, config.redis_prefix(prefix or ours.get("prefix"), env))
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def ping(self) -> None:
+        """Check the server answers; raise ``StoreUnavailable`` if it does not."""
+        with _errors(self._where, "pinging"):
+            self._client.ping()
+
+    def close(self) -> None:
+        """Close the connections (the object can still be used; it reconnects)."""
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"RedisState({self._where!r}, prefix={self.keys.prefix!r})"
+
+    # -- refs -------------------------------------------------------------------
+
+    def get_ref(self, name: str) -> str | None:
+        """The digest ``name`` points at, ``None`` if it is not set."""
+        with _errors(self._where, f"reading ref {name!r}"):
+            value = self._client.hget(self.keys.refs(), _check_name(name))
+        return None if value is None else _text(value)
+
+    def set_ref(self, name: str, digest: str) -> None:
+        """Point ``name`` at ``digest`` unconditionally, recording the change in its history."""
+        self._set(name, digest, "any", "")
+
+    def compare_and_set_ref(self, name: str, expected: str | None, new: str) -> bool:
+        """Point ``name`` at ``new`` only if it points at ``expected`` (``None``: unset).
+
+        Atomic: of several clients racing from the same ``expected``, exactly one
+        gets ``True``. Returns ``False``, changing nothing, if the ref moved.
+        """
+        return self._set(name, new, "absent" if expected is None else "equals", expected or "")
+
+    def ref_history(self, name: str, limit: int = 100) -> list[tuple[str, float]]:
+        """The digests ``name`` pointed at, with the server time of each change; newest first."""
+        with _errors(self._where, f"reading the history of ref {name!r}"):
+            rows = self._client.lrange(self.keys.ref_history(_check_name(name)), 0, limit - 1)
+        out = []
+        for row in rows:
+            digest, _, stamp = _text(row).partition(" ")
+            out.append((digest, float(stamp)))
+        return out
+
+    def delete_ref(self, name: str) -> bool:
+        """Remove ``name`` and its history; ``False`` if it was not set."""
+        with _errors(self._where, f"deleting ref {name!r}"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hdel(self.keys.refs(), _check_name(name))
+            pipe.delete(self.keys.ref_history(name))
+            removed, _ = pipe.execute()
+        return bool(removed)
+
+    def list_refs(self) -> list[str]:
+        """Every ref name, sorted."""
+        with _errors(self._where, "listing refs"):
+            return sorted(_text(n) for n in self._client.hkeys(self.keys.refs()))
+
+    def _set(self, name: str, digest: str, mode: str, expected: str) -> bool:
+        if not isinstance(digest, str) or not digest:
+            raise ValueError(f"ref {name!r} must point at a digest, got {digest!r}")
+        keys = [self.keys.refs(), self.keys.ref_history(_check_name(name))]
+        args = [name, digest, mode, expected, self.history_limit]
+        with _errors(self._where, f"setting ref {name!r}"):
+            return bool(self._ref_set(keys=keys, args=args))
+
+    # -- input requests -----------------------------------------------------------
+
+    def add_input_request(
+        self,
+        *,
+        flow_id: str,
+        requested_type: str,
+        for_value: str,
+        invocation: str,
+        path: Sequence[int],
+        context: str | None = None,
+        id: str | None = None,
+        created: float | None = None,
+    ) -> PendingInput:
+        """Register a pending input request; returns it as stored.
+
+        Idempotent on an explicit ``id``: if a request with that id exists, it is
+        returned unchanged. Without ``id`` one is generated. ``created`` defaults
+        to the server's clock.
+        """
+        request_id = id or uuid.uuid4().hex
+        fields: list[Any] = [
+            "flow_id", flow_id,
+            "requested_type", requested_type,
+            "for_value", for_value,
+            "invocation", invocation,
+            "path", json.dumps([int(i) for i in path]),
+        ]  # fmt: skip
+        if context is not None:
+            fields += ["context", context]
+        keys = [
+            self.keys.input(request_id),
+            self.keys.inputs(),
+            self.keys.inputs_open(),
+            self.keys.inputs_flow(flow_id),
+        ]
+        args = [request_id, "" if created is None else repr(float(created)), *fields]
+        with _errors(self._where, f"adding input request {request_id}"):
+            reply = self._input_add(keys=keys, args=args)
+        return PendingInput._from_hash(_pairs(reply[1:]), float(reply[0]))
+
+    def get_input_request(self, id: str) -> PendingInput:
+        """The request with this id; raises ``UnknownInputRequest`` if there is none."""
+        with _errors(self._where, f"reading input request {id}"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.input(id))
+            pipe.time()
+            fields, now = pipe.execute()
+        if not fields:
+            raise UnknownInputRequest(f"no input request with id {id!r}")
+        return PendingInput._from_hash(fields, _seconds(now))
+
+    def pending_inputs(
+        self, flow_id: str | None = None, *, include_claimed: bool = True
+    ) -> list[PendingInput]:
+        """Unanswered requests (of one flow, or all), oldest first.
+
+        With ``include_claimed=False``, only those a client could claim now.
+        """
+        index = self.keys.inputs_open() if flow_id is None else self.keys.inputs_flow(flow_id)
+        with _errors(self._where, "listing input requests"):
+            ids = [_text(i) for i in self._client.zrange(index, 0, -1)]
+            out: list[PendingInput] = []
+            for start in range(0, len(ids), BATCH):
+                pipe = self._client.pipeline(transaction=False)
+                for request_id in ids[start : start + BATCH]:
+                    pipe.hgetall(self.keys.input(request_id))
+                pipe.time()
+                *rows, now = pipe.execute()
+                for fields in rows:
+                    if not fields:
+                        continue  # removed since the listing
+                    request = PendingInput._from_hash(fields, _seconds(now))
+                    if request.status == "answered":
+                        continue
+                    if include_claimed or request.status == "pending":
+                        out.append(request)
+        return out
+
+    def claim_input_request(self, id: str, claimer: str, lease_s: float) -> PendingInput:
+        """Claim a request for ``lease_s`` seconds so that only ``claimer`` answers it.
+
+        Atomic. A claim whose lease ran out can be taken again, and the holder
+        may claim again to extend its lease. Raises ``ConflictError`` if the
+        request is answered or someone else holds a live lease, and
+        ``UnknownInputRequest`` if there is no such request.
+        """
+        if not claimer:
+            raise ValueError("claimer must be a non-empty string")
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s!r}")
+        with _errors(self._where, f"claiming input request {id}"):
+            reply = self._input_claim(keys=[self.keys.input(id)], args=[claimer, repr(lease_s)])
+        return self._outcome(id, reply, f"claim by {claimer!r}")
+
+    def answer_input_request(
+        self, id: str, answer_digest: str, claimer: str | None = None
+    ) -> PendingInput:
+        """Record ``answer_digest`` as the answer; returns the answered request.
+
+        Atomic. Only a pending request, one whose lease ran out, or one claimed
+        by ``claimer`` can be answered; otherwise ``ConflictError``. Repeating
+        the same answer succeeds (a retry after a lost reply). Unknown id:
+        ``UnknownInputRequest``.
+        """
+        if not answer_digest:
+            raise ValueError("answer_digest must be a non-empty string")
+        for _ in range(3):
+            flow_id = self._flow_of(id)
+            keys = [self.keys.input(id), self.keys.inputs_open(), self.keys.inputs_flow(flow_id)]
+            with _errors(self._where, f"answering input request {id}"):
+                reply = self._input_answer(
+                    keys=keys, args=[id, answer_digest, claimer or "", flow_id]
+                )
+            if _text(reply[0]) != "retry":
+                return self._outcome(id, reply, f"answer by {claimer!r}")
+        raise ConflictError(f"input request {id!r} kept changing flow while being answered")
+
+    def remove_input_request(self, id: str) -> bool:
+        """Delete a request whatever its status; ``False`` if there was none."""
+        try:
+            return self._remove(id, cutoff=None)
+        except UnknownInputRequest:
+            return False
+
+    def expire_input_requests(self, older_than_s: float) -> list[str]:
+        """Delete every request created more than ``older_than_s`` seconds ago; return their ids.
+
+        Whatever their status: answered requests whose answer was never consumed
+        go too. Each removal is atomic; a request re-added meanwhile is kept.
+        """
+        with _errors(self._where, "expiring input requests"):
+            cutoff = _seconds(self._client.time()) - older_than_s
+            ids = [_text(i) for i in self._client.zrangebyscore(self.keys.inputs(), "-inf", cutoff)]
+        removed = []
+        for request_id in ids:
+            try:
+                if self._remove(request_id, cutoff=cutoff):
+                    removed.append(request_id)
+            except UnknownInputRequest:
+                # Gone already; drop any index entry left behind.
+                with _errors(self._where, "expiring input requests"):
+                    self._client.zrem(self.keys.inputs(), request_id)
+        return removed
+
+    def _remove(self, id: str, cutoff: float | None) -> bool:
+        for _ in range(3):
+            flow_id = self._flow_of(id)
+            keys = [
+                self.keys.input(id),
+                self.keys.inputs(),
+                self.keys.inputs_open(),
+                self.keys.inputs_flow(flow_id),
+            ]
+            args = [id, flow_id, "" if cutoff is None else repr(cutoff)]
+            with _errors(self._where, f"removing input request {id}"):
+                result = int(self._input_remove(keys=keys, args=args))
+            if result >= 0:
+                return result == 1
+        raise ConflictError(f"input request {id!r} kept changing flow while being removed")
+
+    def _flow_of(self, id: str) -> str:
+        # The scripts need every key up front, and the flow index's key depends on
+        # the request's flow; the scripts check it has not changed since.
+        with _errors(self._where, f"reading input request {id}"):
+            flow_id = self._client.hget(self.keys.input(id), "flow_id")
+        if flow_id is None:
+            raise UnknownInputRequest(f"no input request with id {id!r}")
+        return _text(flow_id)
+
+    def _outcome(self, id: str, reply: Sequence[Any], action: str) -> PendingInput:
+        outcome, now = _text(reply[0]), float(_text(reply[1]))
+        if outcome == "unknown":
+            raise UnknownInputRequest(f"no input request with id {id!r}")
+        request = PendingInput._from_hash(_pairs(reply[2:]), now)
+        if outcome == "answered":
+            raise ConflictError(f"input request {id!r} is already answered ({request.answer})")
+        if outcome == "claimed":
+            raise ConflictError(
+                f"input request {id!r} refused {action}: claimed by {request.claimed_by!r} "
+                f"for {request.claim_expires - now if request.claim_expires else 0:.1f} s more"
+            )
+        return request
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"ref name must be a non-empty string, got {name!r}")
+    return name
+
+
+def _seconds(server_time: Any) -> float:
+    seconds, micros = server_time
+    return int(seconds) + int(micros) / 1e6
