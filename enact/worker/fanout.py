@@ -33,9 +33,17 @@ DEFAULT_PARALLELISM = 128
 
 
 def _run_remote(
-    fn: Function, inputs: list[bytes], todo: list[int], parallelism: int, timeout: float | None
+    fn: Function,
+    inputs: list[bytes],
+    todo: list[int],
+    parallelism: int,
+    timeout: float | None,
+    objects: dict[str, bytes],
 ) -> dict[int, list[Any]]:
-    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their node rows."""
+    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their node rows.
+
+    The records the calls made are added to ``objects`` for the caller to write.
+    """
     keys = runtime.state().keys
     client = runtime.redis_bytes()
     map_id = uuid.uuid4().hex
@@ -63,8 +71,10 @@ def _run_remote(
                 continue
             batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
             for packed in batch:
-                index, row = msgpack.unpackb(packed)
-                rows.setdefault(index, row)  # a redone call may report twice
+                index, row, records = msgpack.unpackb(packed)
+                if index not in rows:  # a redone call may report twice
+                    rows[index] = row
+                    objects.update(records)
     finally:
         pipe = client.pipeline(transaction=False)
         pipe.delete(todo_key, results_key)
@@ -113,10 +123,16 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
             results[index] = (recorded, None)
         else:
             todo.append(index)
-    if todo:
-        for index, row in _run_remote(fn, inputs, todo, parallelism, timeout).items():
-            results[index] = row_node(row)
     store = frame.session.store if frame is not None else runtime.store()
+    if todo:
+        records: dict[str, bytes] = {}
+        for index, row in _run_remote(fn, inputs, todo, parallelism, timeout, records).items():
+            results[index] = row_node(row)
+        if frame is not None:
+            for digest, data in records.items():
+                frame.session.add(digest, data)
+        else:
+            store.put_objects(records)
     outputs: list[Any] = []
     for index, result in enumerate(results):
         assert result is not None
@@ -141,6 +157,8 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
         else:
             assert node.output_digest is not None
             outputs.append(store.checkout_value(node.output_digest))
+    if frame is not None and frame.depth == 1 and frame.session.on_checkpoint is not None:
+        frame.session.on_checkpoint(frame)  # a flow's fan-out is one step: checkpoint it
     return outputs
 
 

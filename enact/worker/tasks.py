@@ -216,8 +216,8 @@ def row_node(row: list[Any]) -> tuple[Node, bytes | None]:
     return Node(*row[:10]), row[10]
 
 
-PULL_FLUSH_S = 0.5
-PULL_FLUSH_ROWS = 256
+PULL_REPORT_S = 0.02
+PULL_REPORT_ROWS = 64
 MAP_TTL_S = 24 * 3600
 
 
@@ -226,9 +226,10 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     """Take calls from a map's work list until it is empty; report each result.
 
     Each item moves atomically into this puller's in-flight list before it
-    runs, and leaves it only after its result is reported, so if this worker
+    runs, and leaves it only when its result is reported, so if this worker
     dies the redelivered task (same ``puller``) runs exactly those items again.
-    Results are reported in batches, after the store holds their records.
+    A result carries the records of its call; the caller writes them with its
+    own, so pullers cost the object store nothing.
     """
     function = _registered(function_id)
     keys = runtime.state().keys
@@ -245,11 +246,10 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
         redo = list(client.lrange(inflight, 0, -1))
         rows: list[bytes] = []
         taken: list[bytes] = []
-        last_flush = time.monotonic()
+        last_report = time.monotonic()
 
         def report() -> None:
-            nonlocal last_flush
-            session.flush()
+            nonlocal last_report
             pipe = client.pipeline(transaction=False)
             pipe.rpush(results, *rows)
             pipe.expire(results, MAP_TTL_S)
@@ -258,17 +258,19 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
             pipe.execute()
             rows.clear()
             taken.clear()
-            last_flush = time.monotonic()
+            last_report = time.monotonic()
 
         while True:
             item = redo.pop(0) if redo else client.lmove(todo, inflight, "LEFT", "RIGHT")
             if item is None:
                 break
             index, data = msgpack.unpackb(item)
-            rows.append(msgpack.packb([index, _run_one(session, function, data)]))
+            row = _run_one(session, function, data)
+            rows.append(msgpack.packb([index, row, session.objects]))
+            session.objects = {}
             taken.append(item)
             done += 1
-            if len(rows) >= PULL_FLUSH_ROWS or time.monotonic() - last_flush >= PULL_FLUSH_S:
+            if len(rows) >= PULL_REPORT_ROWS or time.monotonic() - last_report >= PULL_REPORT_S:
                 report()
         if rows:
             report()
