@@ -42,6 +42,15 @@ def load_target(spec: str) -> Any:
     location, sep, name = spec.rpartition(":")
     if not sep or not location or not name:
         raise SystemExit(f"enact: expected FILE.py:NAME or MODULE:NAME, got {spec!r}")
+    module = load_module(location)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise SystemExit(f"enact: {location} has no attribute {name!r}") from None
+
+
+def load_module(location: str) -> Any:
+    """Import a module by file path (``dir/file.py``) or by name (``package.module``)."""
     if location.endswith(".py") or "/" in location:
         path = Path(location).resolve()
         if not path.is_file():
@@ -58,10 +67,7 @@ def load_target(spec: str) -> Any:
     else:
         sys.path.insert(0, str(Path.cwd()))
         module = importlib.import_module(location)
-    try:
-        return getattr(module, name)
-    except AttributeError:
-        raise SystemExit(f"enact: {location} has no attribute {name!r}") from None
+    return module
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -73,15 +79,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with enact.Store(args.store) as store:
         generator = enact.InvocationGenerator.from_callable(target, call_args)
         for request in generator:
-            prompt = f"{request.for_value()} ({getattr(request.requested_type, '__name__', request.requested_type)}): "
+            wanted = getattr(request.requested_type, "__name__", request.requested_type)
+            prompt = f"{request.for_value()} ({wanted}): "
             while True:
                 if answers:
                     text = answers.pop(0)
                 elif sys.stdin.isatty():
                     text = input(prompt)
                 else:
+                    assert generator.invocation is not None
                     print(enact.invocation_summary(generator.invocation))
-                    print(f"waiting for input: {request.for_value()!r}; pass --answer VALUE", file=sys.stderr)
+                    print(
+                        f"waiting for input: {request.for_value()!r}; pass --answer VALUE",
+                        file=sys.stderr,
+                    )
                     return 2
                 try:
                     generator.set_input(parse_value(text))
@@ -103,7 +114,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from enact.digests import is_digest
 
     for module in args.imports or ():
-        load_target(module + ":__name__") if ":" not in module else load_target(module)
+        load_module(module)
     if is_digest(args.id):
         with enact.Store(args.store) as store:
             print(enact.invocation_summary(load_node(store, args.id).invocation()))
@@ -194,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summary of a stored invocation (REF) or of a flow")
     show.add_argument("id", help="an invocation ref id (64 hex digits) or a flow id")
     show.add_argument("--store", help="store URL for a ref")
-    show.add_argument("--import", dest="imports", action="append", help="FILE.py or MODULE to import first")
+    show.add_argument(
+        "--import", dest="imports", action="append", help="FILE.py or MODULE to import first"
+    )
 
     sub.add_parser("worker", help="start a Celery worker (extra options go to celery)")
 

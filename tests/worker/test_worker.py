@@ -159,3 +159,31 @@ def test_killed_worker_flow_completes_elsewhere_without_rerunning_steps(
     assert flow.record().worker == "rescuer@test"
     with runtime.store():
         assert [c.get_output() for c in flow.invocation().get_children()] == list(range(50))
+
+
+def test_cli_submit_status_inputs_answer_show(workers, capsys):
+    from enact.cli import main
+
+    workers.start("w")
+    assert main(["submit", "tests.worker.flows:roll_dice_user_flow"]) == 0
+    flow_id = capsys.readouterr().out.strip()
+    flow = enact.worker.get_flow(flow_id)
+    assert flow.wait(30) == "waiting"
+    assert main(["status", flow_id]) == 0
+    assert "waiting for" in capsys.readouterr().out
+    for answer in ("1", "4"):
+        assert main(["inputs", "--flow", flow_id]) == 0
+        request_id = capsys.readouterr().out.split()[0]
+        assert request_id.startswith(flow_id + ":")
+        assert main(["answer", request_id, answer]) == 0
+        capsys.readouterr()
+        flow.wait(30)
+    assert flow.status() == "done"
+    assert main(["status", flow_id]) == 0
+    assert "result: 4" in capsys.readouterr().out
+    assert main(["show", flow_id]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "->roll_dice_user_flow() = 4"
+    # The request was answered and consumed: answering again is a clear error.
+    assert main(["answer", request_id, "5"]) == 1
+    err = capsys.readouterr().err
+    assert request_id in err and "UnknownInputRequest" in err
