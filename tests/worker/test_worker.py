@@ -187,3 +187,21 @@ def test_cli_submit_status_inputs_answer_show(workers, capsys):
     assert main(["answer", request_id, "5"]) == 1
     err = capsys.readouterr().err
     assert request_id in err and "UnknownInputRequest" in err
+
+
+def test_redelivered_flow_task_does_nothing_twice(workers, cluster_env, tmp_path: Path):
+    from enact.worker.tasks import run_flow
+
+    side_channel = tmp_path / "executions.txt"
+    workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
+    workers.start("w")
+    flow = enact.worker.submit(flows.long_flow, 3, 0.0)
+    assert flow.wait(30) == "done"
+    head = flow.record().head
+    assert len(side_channel.read_text().splitlines()) == 3
+    # The same task delivered again (as after a lost acknowledgement) finds the
+    # flow done and changes nothing.
+    assert run_flow.apply_async((flow.id,)).get(timeout=30) == "done"
+    assert len(side_channel.read_text().splitlines()) == 3
+    assert flow.record().head == head
+    assert flow.result() == 3
