@@ -95,6 +95,8 @@ def open_backend(
                 f"of type {type(spec).__qualname__}"
             )
         return spec
+    if spec == "":
+        raise ConfigError("store URL is empty; pass a URL such as file:.enact or memory://")
     url = store_url(spec, env)
     parsed = parse_store_url(url)
     if parsed.scheme == "memory":

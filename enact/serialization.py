@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from typing import Any, Protocol
 
 import msgpack
@@ -51,7 +52,18 @@ _MIN_INT = -(1 << 63)
 _MAX_INT = (1 << 64) - 1
 
 _ExtType = msgpack.ExtType
-_packb = msgpack.Packer(use_bin_type=True, autoreset=True, datetime=False).pack
+_packer_pack = msgpack.Packer(use_bin_type=True, autoreset=True, datetime=False).pack
+
+
+def _packb(obj: Any) -> bytes:
+    try:
+        return _packer_pack(obj)
+    except UnicodeEncodeError as exc:
+        # Strings are stored as UTF-8; a lone surrogate has no UTF-8 form.
+        raise SerializationError(
+            f"cannot store the str {exc.object[max(0, exc.start - 10) : exc.end + 10]!r}: "
+            f"it is not valid Unicode text ({exc.reason}); store it as bytes instead"
+        ) from None
 
 
 class _Unsupported(Exception):
@@ -357,9 +369,10 @@ class JsonSerializer:
     """A human-readable JSON encoding with the same type distinctions.
 
     Tagged objects keep what JSON would blur: ``{"$b": base64}`` for bytes,
-    ``{"$f": repr}`` for floats, ``{"$r": digest}`` for refs, ``{"$t": type id,
-    "$v": fields}`` for resources, ``{"$c": type id}`` for resource classes,
-    ``{"$i": decimal}`` for big integers and ``{"$d": {...}}`` for dicts.
+    ``{"$f": repr}`` for floats (``{"$fx": hex of the 8 bytes}`` for NaNs, whose
+    bits repr drops), ``{"$r": digest}`` for refs, ``{"$t": type id, "$v":
+    fields}`` for resources, ``{"$c": type id}`` for resource classes, ``{"$i":
+    decimal}`` for big integers and ``{"$d": {...}}`` for dicts.
     """
 
     def serialize(self, value: Any) -> bytes:
@@ -371,6 +384,8 @@ class JsonSerializer:
         if t is bytes:
             return {"$b": base64.b64encode(v).decode()}
         if t is float:
+            if v != v:  # NaN: keep its exact bits, which repr() does not
+                return {"$fx": struct.pack(">d", v).hex()}
             return {"$f": repr(v)}
         if t is dict:
             return {"$d": {k: self._to_json(x) for k, x in v.items()}}
@@ -411,6 +426,8 @@ class JsonSerializer:
             return base64.b64decode(v["$b"], validate=True)
         if "$f" in v:
             return float(v["$f"])
+        if "$fx" in v:
+            return struct.unpack(">d", bytes.fromhex(v["$fx"]))[0]
         if "$r" in v:
             return Ref.from_id(v["$r"])
         if "$i" in v:
