@@ -439,3 +439,10 @@ def test_pformat_with_a_missing_ref(store: enact.Store) -> None:
     ref = enact.Ref("cd" * 32)
     with store:
         assert enact.pformat(ref) == repr(ref)
+
+
+def test_empty_store_url_is_a_config_error():
+    import enact
+
+    with pytest.raises(enact.ConfigError, match="store URL is empty"):
+        enact.Store("")
