@@ -13,6 +13,7 @@ import abc
 import functools
 import sys
 import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -190,6 +191,45 @@ class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
         return obj
 
 
+@register
+@dataclass(frozen=True)
+class GenericAliasReference(TypeWrapper[types.GenericAlias], ImmutableResource):  # type: ignore[misc]
+    """A parameterized type such as ``list[str]`` or ``dict[str, int]``."""
+
+    origin: Any
+    args: list
+
+    @classmethod
+    def wrapped_type(cls) -> type[types.GenericAlias]:
+        return types.GenericAlias
+
+    @classmethod
+    def wrap(cls, value: Any) -> GenericAliasReference:
+        return cls(typing.get_origin(value), list(typing.get_args(value)))
+
+    def unwrap(self) -> Any:
+        return types.GenericAlias(self.origin, tuple(self.args))
+
+
+@register
+@dataclass(frozen=True)
+class UnionReference(TypeWrapper[Any], ImmutableResource):  # type: ignore[misc]
+    """A union of types: ``int | str``, ``typing.Optional[int]``, ``typing.Union[...]``."""
+
+    args: list
+
+    @classmethod
+    def wrapped_type(cls) -> Any:
+        return types.UnionType
+
+    @classmethod
+    def wrap(cls, value: Any) -> UnionReference:
+        return cls(list(typing.get_args(value)))
+
+    def unwrap(self) -> Any:
+        return typing.Union[tuple(self.args)]  # noqa: UP007  (the args are values here)
+
+
 def function_id(fn: Any) -> str:
     """The stable name of a function: ``module.QualName``."""
     return f"{fn.__module__}.{fn.__qualname__}"
@@ -292,3 +332,7 @@ def deepcopy(value: Any) -> Any:
 
 to_python_type = unwrap
 from_python_type = wrap
+
+
+# ``typing.Optional[int]`` and ``typing.Union[...]`` have a private class of their own.
+Registry.get().register_wrapper(type(typing.Union[int, str]), UnionReference)  # noqa: UP007

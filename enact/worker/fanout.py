@@ -117,8 +117,9 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
         frame.session.add(invokable_digest, invokable_data)
         frame.session.add(input_digest, input_data)
         spec = CallSpec(fn, invokable_digest, input_digest, immutable)
-        frame.children.append(None)
+        # Match before taking the slot: a strict divergence must not leave a hole.
         recorded = frame.next_recorded(spec)
+        frame.children.append(None)
         if recorded is not None and recorded.complete:
             results[index] = (recorded, None)
         else:

@@ -179,11 +179,6 @@ def test_matches_type() -> None:
     assert matches_type(object(), object) and matches_type(3, "anything")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=enact.FieldTypeError,
-    reason="needs a TypeWrapper for typing generic aliases (list[str]) in enact/wrappers.py",
-)
 def test_generic_requested_type_is_checked(store: enact.Store) -> None:
     gen = enact.InvocationGenerator.from_callable(flows.ask_str_list)
     next(gen)
@@ -192,6 +187,17 @@ def test_generic_requested_type_is_checked(store: enact.Store) -> None:
     gen.set_input(["a", "b"])
     assert list(gen) == []
     assert gen.invocation is not None and gen.invocation.get_output() == ["a", "b"]
+
+
+def test_union_requested_type_is_checked(store: enact.Store) -> None:
+    @enact.register
+    def ask_number_or_name() -> int | str:
+        return enact.request_input(int | str, "seat?")
+
+    inv = enact.invoke(ask_number_or_name)
+    with pytest.raises(enact.AnswerTypeError):
+        enact.continue_invocation(inv, 1.5)
+    assert enact.continue_invocation(inv, "window").get_output() == "window"
 
 
 def test_float_request_accepts_int(store: enact.Store) -> None:
