@@ -14,6 +14,7 @@ The hierarchy::
     │   ├── StoreUnavailable              a server could not be reached
     │   └── ConflictError                 a compare-and-set lost a race
     ├── RegistryError                     registration and type lookup
+    │   ├── InvalidRegistration (TypeError)  a class or function enact cannot register
     │   └── UnregisteredResource          stored data names an unknown type
     ├── ReplayError                       a replay diverged from its record
     ├── InputChanged                      a call mutated its own input
@@ -89,6 +90,10 @@ class ConflictError(StoreError):
 
 class RegistryError(EnactError):
     """Registration failed, or a registered type could not be found."""
+
+
+class InvalidRegistration(RegistryError, TypeError):
+    """A class or function that cannot be registered as it is (e.g. a bad ``call``)."""
 
 
 class UnregisteredResource(RegistryError):

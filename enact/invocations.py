@@ -316,9 +316,9 @@ def _infer_types(cls: type) -> None:
         params, hints = [], {}
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(positional) > 1:
-        from enact.errors import RegistryError
+        from enact.errors import InvalidRegistration
 
-        raise RegistryError(
+        raise InvalidRegistration(
             f"{cls.__qualname__}.call must take at most one argument besides self, "
             f"got {len(positional)}"
         )

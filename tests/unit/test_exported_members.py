@@ -37,8 +37,8 @@ API_NAMES = {name for names in API_SECTIONS.values() for name in names.split()}
 # names the implementation documents. Adding a name to enact means adding it here.
 EXTRA_NAMES = {
     "AnswerTypeError", "CallArgs", "ConfigError", "ConflictError", "CycleError",
-    "EnactError", "InputError", "MemoryBackend", "MsgpackSerializer", "ObjectCorrupt",
-    "ObjectMissing", "StoreError", "StoreUnavailable", "UnknownInputRequest",
+    "EnactError", "InputError", "InvalidRegistration", "MemoryBackend", "MsgpackSerializer",
+    "ObjectCorrupt", "ObjectMissing", "StoreError", "StoreUnavailable", "UnknownInputRequest",
 }  # fmt: skip
 
 

@@ -272,13 +272,15 @@ def test_registration_infers_invokable_types() -> None:
     assert flows.Accumulator._enact_input_type is int
     assert flows.Accumulator._enact_output_type is int
     assert flows.DiceRoll._enact_input_type is type(None)
-    with pytest.raises(enact.RegistryError, match="at most one argument"):
+    with pytest.raises(enact.RegistryError, match="at most one argument") as caught:
 
         @enact.register
         @dataclasses.dataclass
         class TwoArgs(enact.Invokable):
             def call(self, a: int, b: int) -> int:
                 return a + b
+
+    assert isinstance(caught.value, TypeError)  # a decorator misuse is also a TypeError
 
 
 def test_register_rejects_bound_methods_and_other_objects() -> None:
