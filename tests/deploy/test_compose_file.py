@@ -1,0 +1,296 @@
+"""docker-compose.yml, deploy/Dockerfile and .env.example agree with the spec and the code.
+
+The compose file is validated against the compose specification, and then read as YAML to
+check that what it runs is what the code reads: the ENACT_* names are the ones
+``enact/config.py`` defines, the worker command and healthcheck are Celery's, and the
+native twin hands its workers the same variables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from enact import config
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+ENV_EXAMPLE = REPO / ".env.example"
+SCRIPT = REPO / "deploy" / "local-cluster.sh"
+
+CONFIG_NAMES = {value for name, value in vars(config).items() if name.startswith("ENV_")}
+# Worker tuning the compose file passes on; the twin's workers inherit them from `start`.
+TUNING = {
+    config.ENV_WORKER_POOL,
+    config.ENV_WORKER_CONCURRENCY,
+    config.ENV_VISIBILITY_TIMEOUT_S,
+    config.ENV_CHECKPOINT_INTERVAL_S,
+    config.ENV_FLOW_LOCK_TTL_S,
+    config.ENV_CACHE_URL,
+    config.ENV_CACHE_TTL_S,
+}
+WORKER_COMMAND = [
+    "celery",
+    "-A",
+    "enact.worker",
+    "worker",
+    "--loglevel=INFO",
+    "--hostname=worker@%h",
+]
+WORKER_HEALTHCHECK = (
+    "celery -A enact.worker inspect ping --destination worker@$HOSTNAME --timeout 5"
+)
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def unescape(text: str) -> str:
+    """A compose string as the container sees it: `$$` is a literal `$`."""
+    return text.replace("$$", "$")
+
+
+def default_of(value: str) -> str:
+    """The value of a `${VAR:-default}` string when VAR is unset."""
+    return INTERPOLATION.sub(lambda m: m.group(2) or "", value)
+
+
+def seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def env_example() -> dict[str, str]:
+    pairs = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+# Validation against the compose specification ------------------------------------------
+
+
+def test_compose_file_validates_against_the_compose_spec(require):
+    if importlib.util.find_spec("check_jsonschema") is None:
+        require("check-jsonschema is not installed")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(COMPOSE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["defaults", "env-example"])
+def test_docker_compose_accepts_the_file(env_file, tmp_path):
+    # A second opinion on top of the schema check above, which always runs: the
+    # Debian docker-compose package is not on every machine, CI's included.
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    args = [binary, "--project-directory", str(REPO), "-f", str(COMPOSE)]
+    # An empty env file stands in for "no .env", whatever a developer keeps in the repo.
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    args += ["--env-file", str(env_file or empty), "config", "-q"]
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(("ENACT_", "AWS_"))
+    }
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The names and commands match the code --------------------------------------------------
+
+
+def test_every_enact_variable_in_the_deployment_files_is_one_config_reads():
+    for path in (COMPOSE, ENV_EXAMPLE, DOCKERFILE):
+        used = set(re.findall(r"\bENACT_[A-Z0-9_]+\b", path.read_text()))
+        unknown = used - CONFIG_NAMES
+        assert not unknown, f"{path.name} uses {sorted(unknown)}, not defined in enact/config.py"
+
+
+def test_worker_gets_every_setting_a_cluster_needs(compose):
+    env = compose["services"]["worker"]["environment"]
+    needed = {
+        config.ENV_REDIS_URL,
+        config.ENV_BROKER_URL,
+        config.ENV_REDIS_PREFIX,
+        config.ENV_STORE_URL,
+        config.ENV_S3_ENDPOINT_URL,
+        config.ENV_IMPORTS,
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        *TUNING,
+    }
+    assert needed <= set(env), sorted(needed - set(env))
+    # Each one can be overridden from .env under its own name.
+    for name, value in env.items():
+        assert INTERPOLATION.fullmatch(value) and INTERPOLATION.fullmatch(value).group(1) == name
+    defaults = {name: default_of(value) for name, value in env.items()}
+    config.parse_store_url(defaults[config.ENV_STORE_URL])
+    assert config.broker_url(env=defaults) == defaults[config.ENV_REDIS_URL]
+    # Tuning left empty means enact's own defaults.
+    assert config.worker_pool(defaults) == config.DEFAULT_WORKER_POOL
+    assert config.worker_concurrency(defaults) == config.DEFAULT_WORKER_CONCURRENCY
+    assert config.visibility_timeout_s(defaults) == config.DEFAULT_VISIBILITY_TIMEOUT_S
+
+
+def test_env_example_documents_exactly_the_compose_variables():
+    code = "\n".join(
+        line for line in COMPOSE.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    referenced = {name for name, _ in INTERPOLATION.findall(code)}
+    assert set(env_example()) == referenced
+    # Its values are the compose defaults, secrets aside.
+    defaults = {m.group(1): m.group(2) or "" for m in INTERPOLATION.finditer(code)}
+    for name, value in env_example().items():
+        if name != "AWS_SECRET_ACCESS_KEY":
+            assert value == defaults[name], name
+
+
+def test_store_url_names_the_bucket_seaweedfs_creates(compose):
+    store = default_of(compose["services"]["worker"]["environment"][config.ENV_STORE_URL])
+    bucket = default_of(compose["services"]["s3"]["environment"]["S3_BUCKET"])
+    assert config.parse_store_url(store).netloc == bucket
+    worker_env = compose["services"]["worker"]["environment"]
+    s3_env = compose["services"]["s3"]["environment"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert worker_env[name] == s3_env[name], f"worker and s3 disagree on {name}"
+
+
+def test_worker_command_and_healthcheck_are_celerys(compose):
+    worker = compose["services"]["worker"]
+    assert worker["command"] == WORKER_COMMAND
+    test = worker["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    assert unescape(test[1]) == WORKER_HEALTHCHECK
+    # The healthcheck pings this container's node: the name the command gives it.
+    assert "--hostname=worker@%h" in worker["command"]
+
+
+def test_worker_service_scales_and_shuts_down_warm(compose):
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker and "hostname" not in worker
+    assert worker["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
+    assert worker["depends_on"] == {
+        "redis": {"condition": "service_healthy"},
+        "s3": {"condition": "service_healthy"},
+    }
+    assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
+    # Above Docker's 10 s default and the healthcheck's own timeout, so a warm shutdown
+    # (running tasks finish) is not cut short by SIGKILL.
+    grace = seconds(worker["stop_grace_period"])
+    assert grace >= 60
+    assert grace > seconds(worker["healthcheck"]["timeout"])
+
+
+def test_redis_persists_every_write_and_never_evicts(compose):
+    redis = compose["services"]["redis"]
+    assert redis["image"] == "redis:7"
+    command = [str(word) for word in redis["command"]]
+    assert command[0] == "redis-server"
+    flags = dict(zip(command[1::2], command[2::2]))
+    assert flags == {
+        "--appendonly": "yes",
+        "--appendfsync": "always",
+        "--maxmemory-policy": "noeviction",
+    }
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+
+
+def test_s3_is_seaweedfs_with_a_bucket_and_a_healthcheck(compose):
+    s3 = compose["services"]["s3"]
+    assert s3["image"].startswith("chrislusf/seaweedfs:")
+    assert s3["command"][0] == "mini"
+    assert "-s3.port=8333" in s3["command"]
+    assert "-master.telemetry=false" in s3["command"]
+    assert any(volume.endswith(":/data") for volume in s3["volumes"])
+    check = unescape(s3["healthcheck"]["test"][1])
+    assert "http://127.0.0.1:8333/healthz" in check
+    assert "s3.bucket.list" in check and "$S3_BUCKET" in check
+    worker_env = compose["services"]["worker"]["environment"]
+    assert default_of(worker_env[config.ENV_S3_ENDPOINT_URL]) == "http://s3:8333"
+
+
+def test_published_ports_stay_on_loopback(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert default_of(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+# The image and the twin ------------------------------------------------------------------
+
+
+def test_dockerfile_builds_a_slim_non_root_worker_image(compose):
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.12-slim\s*$", text, re.M)
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^RUN pip install \"[^\"]*\[worker\]\"", text, re.M)
+    cmd = re.search(r"^CMD (\[.*\])\s*$", text, re.M)
+    assert cmd and json.loads(cmd.group(1)) == WORKER_COMMAND
+    # User code: the directory on PYTHONPATH is where compose mounts it.
+    assert "PYTHONPATH=/app/user" in text
+    mounts = compose["services"]["worker"]["volumes"]
+    assert any(default_of(m).split(":")[1] == "/app/user" for m in mounts)
+
+
+def test_dockerignore_admits_only_the_package():
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    assert {"!pyproject.toml", "!enact/"} <= set(lines)
+
+
+def test_twin_exports_the_same_variables_as_the_compose_worker(compose, tmp_path):
+    env = {"PATH": os.environ["PATH"], "ENACT_CLUSTER_DIR": str(tmp_path / "c")}
+    result = subprocess.run(
+        ["bash", str(SCRIPT), "env"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    exported = dict(
+        line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines()
+    )
+    worker_names = set(compose["services"]["worker"]["environment"])
+    # The twin leaves ENACT_BROKER_URL unset (its broker is its Redis) and passes tuning on
+    # from the environment of `start`, which its workers inherit.
+    assert set(exported) == worker_names - {config.ENV_BROKER_URL} - TUNING
+    assert set(exported) & CONFIG_NAMES == {n for n in exported if n.startswith("ENACT_")}
+    # Its default ports keep away from the machine's Redis and from compose's ports.
+    assert exported[config.ENV_REDIS_URL] == "redis://127.0.0.1:6390/0"
+    assert exported[config.ENV_S3_ENDPOINT_URL] == "http://127.0.0.1:8390"
+    assert exported[config.ENV_STORE_URL] == default_of(
+        compose["services"]["worker"]["environment"][config.ENV_STORE_URL]
+    )
+    assert not (tmp_path / "c").exists(), "env must not create the run dir"
