@@ -42,21 +42,22 @@ def _restore_none(spec: CallSpec, state: Any) -> None:
     return None
 
 
-def _post_resource(spec: CallSpec) -> str:
-    digest, data = _packed(spec.live)
-    session = calls.current_frame()
-    if session is not None:
-        session.session.add(digest, data)
-    return digest
-
-
-def _post_bound(spec: CallSpec) -> str:
-    instance, function = spec.live
-    digest, data = _packed(BoundMethod(instance, function))
+def _recorded_state(state: Any) -> str:
+    """The digest of an invokable's state after a call, added to the running session."""
+    digest, data = _packed(state)
     frame = calls.current_frame()
     if frame is not None:
         frame.session.add(digest, data)
     return digest
+
+
+def _post_resource(spec: CallSpec) -> str:
+    return _recorded_state(spec.live)
+
+
+def _post_bound(spec: CallSpec) -> str:
+    instance, function = spec.live
+    return _recorded_state(BoundMethod(instance, function))
 
 
 def _restore_resource(spec: CallSpec, state: Any) -> None:

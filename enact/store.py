@@ -150,10 +150,6 @@ class Store:
                 self._values[digest] = value
         return value
 
-    def remember_record(self, digest: str, record: Any) -> None:
-        """Seed the record cache with a value just committed by enact itself."""
-        self._records[digest] = record
-
     # Objects -----------------------------------------------------------------
 
     def stage(self, objects: Mapping[str, bytes]) -> None:

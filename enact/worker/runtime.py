@@ -8,6 +8,7 @@ threads; after a fork the child opens its own.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -43,7 +44,8 @@ def _open_store() -> Store:
     backend = config.open_backend()
     url = config.cache_url()
     ttl_s = config.cache_ttl_s()
-    if url and ttl_s > 0 and type(backend).__name__ == "S3Backend":
+    s3 = sys.modules.get("enact.stores.s3")  # an S3Backend means its module is loaded
+    if url and ttl_s > 0 and s3 is not None and isinstance(backend, s3.S3Backend):
         from enact.stores._keys import RedisKeys
         from enact.stores.cached import CachedBackend
         from enact.stores.redis import make_client

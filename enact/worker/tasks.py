@@ -145,9 +145,10 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
     pending = pending_input_requests(invocation)
     if pending:
         ids = []
+        answered_already = False
         for path, request in pending:
             rid = request_id(flow_id, path)
-            state.add_input_request(
+            stored = state.add_input_request(
                 id=rid,
                 flow_id=flow_id,
                 requested_type=type_name(request.requested_type),
@@ -156,11 +157,13 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
                 invocation=invocation.digest,
                 path=list(path),
             )
+            # Registering is idempotent and returns the request as stored: one
+            # registered by an earlier run may have been answered meanwhile.
+            answered_already = answered_already or stored.status == "answered"
             ids.append(rid)
         table.update(flow_id, status="waiting", head=invocation.digest, requests=ids)
-        # A request registered by an earlier run may have been answered while
-        # this run was going on: resume again rather than wait for nothing.
-        if any(state.get_input_request(rid).status == "answered" for rid in ids):
+        # Resume again rather than wait for an answer that is already there.
+        if answered_already:
             table.update(flow_id, status="queued")
             run_flow.apply_async((flow_id,))
             return "queued"

@@ -446,3 +446,18 @@ def test_empty_store_url_is_a_config_error():
 
     with pytest.raises(enact.ConfigError, match="store URL is empty"):
         enact.Store("")
+
+
+def test_iter_links_walks_the_dag_once_per_object_without_decoding():
+    import enact
+    from enact.store import iter_links
+
+    with enact.InMemoryStore() as store:
+        leaf = enact.commit({"leaf": 1})
+        left = enact.commit([leaf, "left"])
+        right = enact.commit([leaf, "right"])  # the leaf is shared: a DAG, not a tree
+        root = enact.commit({"left": left, "right": right})
+        unrelated = enact.commit("unrelated")
+        reached = list(iter_links(store, [root.digest]))
+    assert sorted(reached) == sorted({root.digest, left.digest, right.digest, leaf.digest})
+    assert len(reached) == 4 and unrelated.digest not in reached
