@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
+from enact.redaction import redact_url
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -41,4 +43,4 @@ class Backend(Protocol):
 def describe(backend: object) -> str:
     """A short human name for a backend, used in error messages."""
     url = getattr(backend, "url", None)
-    return str(url) if url else type(backend).__name__
+    return redact_url(str(url)) if url else type(backend).__name__

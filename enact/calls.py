@@ -28,6 +28,7 @@ from enact.records import (
     NativeException,
     Request,
     Response,
+    checkout_record,
 )
 from enact.refs import Ref
 from enact.serialization import EXT_REF, EXT_RESOURCE, pack_encoded, pack_value
@@ -262,9 +263,9 @@ def load_node(store: Store, digest: str) -> Node:
     nodes = store.nodes
     node = nodes.get(digest)
     if node is None:
-        inv = store.checkout_record(digest)
-        request = store.checkout_record(inv.request.digest)
-        response = store.checkout_record(inv.response.digest)
+        inv = checkout_record(store, digest, Invocation)
+        request = checkout_record(store, inv.request.digest, Request)
+        response = checkout_record(store, inv.response.digest, Response)
         node = Node(
             digest,
             inv.request.digest,
@@ -274,7 +275,7 @@ def load_node(store: Store, digest: str) -> Node:
             response.invokable.digest,
             None if response.output is None else response.output.digest,
             None if response.raised is None else response.raised.digest,
-            bool(response.raised_here),
+            response.raised_here,
             [c.digest for c in response.children],
         )
         nodes[digest] = node

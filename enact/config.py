@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from enact.errors import ConfigError
+from enact.redaction import redact, redact_url
 
 if TYPE_CHECKING:
     from enact.backend import Backend
@@ -57,23 +58,29 @@ class StoreURL:
 
 def parse_store_url(url: str) -> StoreURL:
     """Parse and validate a store URL; raise ``ConfigError`` naming what is wrong."""
-    if not isinstance(url, str) or not url:
-        raise ConfigError(f"store URL must be a non-empty string, got {url!r}")
-    parts = urllib.parse.urlsplit(url)
+    if not isinstance(url, str):
+        raise ConfigError(f"store URL must be a string, got a {type(url).__qualname__}")
+    if not url:
+        raise ConfigError("store URL is empty; pass a URL such as file:.enact or memory://")
+    shown = redact_url(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unbalanced "[" in the host, for instance
+        raise ConfigError(f"store URL {shown!r} is malformed: {redact(exc)}") from None
     scheme = parts.scheme.lower()
     if scheme not in STORE_SCHEMES:
         raise ConfigError(
-            f"store URL {url!r} has unsupported scheme {parts.scheme!r}; "
+            f"store URL {shown!r} has unsupported scheme {parts.scheme!r}; "
             f"expected one of {', '.join(s + '://' for s in STORE_SCHEMES)}"
         )
     query = dict(urllib.parse.parse_qsl(parts.query))
     if scheme == "file":
         path = parts.path if not parts.netloc else parts.netloc + parts.path
         if not path:
-            raise ConfigError(f"store URL {url!r} names no directory")
+            raise ConfigError(f"store URL {shown!r} names no directory")
         return StoreURL(scheme, "", path, query, url)
     if scheme == "s3" and not parts.netloc:
-        raise ConfigError(f"store URL {url!r} names no bucket (expected s3://bucket/prefix)")
+        raise ConfigError(f"store URL {shown!r} names no bucket (expected s3://bucket/prefix)")
     return StoreURL(scheme, parts.netloc, parts.path, query, url)
 
 

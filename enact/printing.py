@@ -81,14 +81,15 @@ def _load(store: Store, digest: str) -> Any:
     try:
         return store.checkout(digest)
     except UnregisteredResource:
+        pass
+    try:
         body = msgpack.unpackb(store.get_object(digest), raw=False, strict_map_key=False)[2]
-        if isinstance(body, list) and len(body) == 2 and isinstance(body[1], dict):
-            qualname = body[1].get("qualname")
-            if isinstance(qualname, str):
-                return _Unloadable(qualname.rsplit(".", 1)[-1])
-            type_id = body[0].data.decode() if isinstance(body[0], msgpack.ExtType) else "?"
-            return _Unloadable(f"<unregistered {type_id}>")
-        raise
+        qualname = body[1].get("qualname")
+        if isinstance(qualname, str):
+            return _Unloadable(qualname.rsplit(".", 1)[-1][:100])
+        return _Unloadable(f"<unregistered {body[0].data.decode()[:100]}>")
+    except Exception:  # crafted or damaged beyond the unknown name: print that much
+        return _Unloadable("<unregistered>")
 
 
 def _raised_text(raised: Any) -> str:

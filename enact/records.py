@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import traceback as traceback_module
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, TypeVar
 
+from enact.errors import DeserializationError
 from enact.refs import Ref
-from enact.registry import register
-from enact.resources import ImmutableResource, Resource
+from enact.registry import BUILTIN_TYPES, register
+from enact.resources import ImmutableResource, Resource, check_fields
 
 if TYPE_CHECKING:
     from enact.requests import InputRequest
+    from enact.store import Store
+
+R = TypeVar("R")
+_OPTIONAL_REF = (Ref, type(None))
 
 
 @register
@@ -31,6 +36,13 @@ class CallArgs(ImmutableResource):
 
     args: list
     kwargs: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> CallArgs:
+        check_fields(cls, fields, {"args": list, "kwargs": dict})
+        if not all(type(name) is str for name in fields["kwargs"]):
+            raise DeserializationError("stored CallArgs.kwargs must have str keys")
+        return cls(fields["args"], fields["kwargs"])
 
     def __str__(self) -> str:
         parts = [repr(a) for a in self.args]
@@ -46,6 +58,16 @@ class BoundMethod(ImmutableResource):
     instance: Any
     function: Any
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> BoundMethod:
+        check_fields(cls, fields, {"instance": object, "function": object})
+        if not callable(fields["function"]):
+            raise DeserializationError(
+                f"stored BoundMethod.function is a {type(fields['function']).__qualname__}, "
+                "not a function"
+            )
+        return cls(fields["instance"], fields["function"])
+
     def __repr__(self) -> str:
         return f"{self.instance!r}.{getattr(self.function, '__name__', self.function)}"
 
@@ -57,6 +79,11 @@ class Request(ImmutableResource):
 
     invokable: Ref
     input: Ref
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Request:
+        check_fields(cls, fields, {"invokable": Ref, "input": Ref})
+        return cls(fields["invokable"], fields["input"])
 
 
 @register
@@ -72,6 +99,30 @@ class Response(ImmutableResource):
 
     __hash__ = None  # type: ignore[assignment]
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Response:
+        check_fields(
+            cls,
+            fields,
+            {
+                "invokable": Ref,
+                "output": _OPTIONAL_REF,
+                "raised": _OPTIONAL_REF,
+                "raised_here": bool,
+                "children": list,
+            },
+        )
+        children = fields["children"]
+        if not all(type(child) is Ref for child in children):
+            raise DeserializationError("stored Response.children must hold only refs")
+        return cls(
+            fields["invokable"],
+            fields["output"],
+            fields["raised"],
+            fields["raised_here"],
+            children,
+        )
+
 
 @register
 @dataclass(frozen=True)
@@ -80,6 +131,11 @@ class Invocation(ImmutableResource):
 
     request: Ref[Request]
     response: Ref[Response]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Invocation:
+        check_fields(cls, fields, {"request": Ref, "response": Ref})
+        return cls(fields["request"], fields["response"])
 
     # Accessors (each checks out from the current store) ----------------------
 
@@ -119,22 +175,23 @@ class Invocation(ImmutableResource):
         from enact.store import current_store
 
         store = current_store()
-        return [store.checkout_record(c.digest) for c in self._response().children]
+        return [checkout_record(store, c.digest, Invocation) for c in self._response().children]
 
     def get_child(self, index: int) -> Invocation:
         from enact.store import current_store
 
-        return current_store().checkout_record(self._response().children[index].digest)  # type: ignore[no-any-return]
+        digest = self._response().children[index].digest
+        return checkout_record(current_store(), digest, Invocation)
 
     def _request(self) -> Request:
         from enact.store import current_store
 
-        return current_store().checkout_record(self.request.digest)  # type: ignore[no-any-return]
+        return checkout_record(current_store(), self.request.digest, Request)
 
     def _response(self) -> Response:
         from enact.store import current_store
 
-        return current_store().checkout_record(self.response.digest)  # type: ignore[no-any-return]
+        return checkout_record(current_store(), self.response.digest, Response)
 
     @property
     def digest(self) -> str:
@@ -232,6 +289,13 @@ class NativeException(ExceptionResource):
     traceback: str = ""
 
     @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> NativeException:
+        check_fields(
+            cls, fields, {"type_name": str, "str_representation": str, "traceback": str}
+        )
+        return cls(fields["type_name"], fields["str_representation"], fields["traceback"])
+
+    @classmethod
     def from_exception(cls, exc: BaseException) -> NativeException:
         tb = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
         return cls(_qualified_name(type(exc)), str(exc), tb)
@@ -241,10 +305,8 @@ class NativeException(ExceptionResource):
 
     def to_builtin(self) -> BaseException:
         """The equivalent built-in exception if the type is a built-in, else ``self``."""
-        import builtins
-
-        cls = getattr(builtins, self.type_name, None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
+        cls = BUILTIN_TYPES.get(f"builtins.{self.type_name}")
+        if cls is not None and issubclass(cls, Exception):
             try:
                 return cls(self.str_representation)
             except Exception:
@@ -256,3 +318,18 @@ def _qualified_name(cls: type) -> str:
     if cls.__module__ == "builtins":
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def checkout_record(store: Store, digest: str, cls: type[R]) -> R:
+    """The stored record ``digest``, which must be a ``cls`` (an ``Invocation``,
+    a ``Request``...); ``DeserializationError`` naming the digest if it is not.
+
+    Records are shared and cached by the store (``Store.checkout_record``):
+    callers never mutate them.
+    """
+    record = store.checkout_record(digest)
+    if type(record) is not cls:
+        raise DeserializationError(
+            f"object {digest} is a {type(record).__qualname__}, not an enact {cls.__name__}"
+        )
+    return record  # type: ignore[no-any-return]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Iterator, Mapping, TypeVar
 
 from enact.digests import is_digest
-from enact.errors import RefError
-from enact.resources import Resource
+from enact.errors import DeserializationError, RefError
+from enact.resources import Resource, check_fields
 
 if TYPE_CHECKING:
     from enact.store import Store
@@ -27,6 +27,15 @@ class Ref(Resource, Generic[T]):
     """A reference to a committed value of type ``T``."""
 
     digest: str
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Ref[Any]:
+        check_fields(cls, fields, {"digest": str})
+        if not is_digest(fields["digest"]):
+            raise DeserializationError(
+                f"stored ref holds {fields['digest'][:80]!r}, not a digest"
+            )
+        return cls(fields["digest"])
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Ref and other.digest == self.digest

@@ -1,16 +1,23 @@
-"""The registry: which types and functions this process can store and load.
+"""The registry: which types, functions and modules this process can store and load.
 
-Stored data names types by type id (``module.QualName``). Loading looks the id up
-here and nowhere else: nothing is imported and no code runs because stored data
-asked for it, so a type must be registered (its module imported) before data of
-that type can be checked out.
+This is the trust boundary of stored data. Stored data and worker messages name
+types, functions and modules by ``module.QualName``; loading looks each name up
+here, and in a short fixed table of built-in types (``BUILTIN_TYPES``), and
+nowhere else. Nothing is imported, no module attribute is read (so no module's
+lazy ``__getattr__`` runs), and a name that is not registered raises
+``UnregisteredResource`` naming it. So the code a worker can be made to run is
+exactly the code its modules registered with ``@enact.register``.
 """
 
 from __future__ import annotations
 
+import builtins
+import collections.abc
+import enum
 import threading
 import types
-from typing import Any, Callable, TypeVar
+import typing
+from typing import Any, Callable, Mapping, TypeVar
 
 from enact.errors import RegistryError, UnregisteredResource
 from enact.resources import Resource, ResourceBase
@@ -23,6 +30,42 @@ T = TypeVar("T")
 FunctionRegistrar = Callable[[Callable[..., Any]], Any]
 
 
+def _builtin_types() -> dict[str, type]:
+    plain: list[Any] = [
+        type(None), bool, int, float, complex, str, bytes, bytearray,
+        list, tuple, dict, set, frozenset, object, range, slice,
+    ]  # fmt: skip
+    abstract = [
+        collections.abc.Iterable, collections.abc.Iterator, collections.abc.Collection,
+        collections.abc.Sequence, collections.abc.MutableSequence, collections.abc.Mapping,
+        collections.abc.MutableMapping, collections.abc.Set, collections.abc.MutableSet,
+    ]  # fmt: skip
+    exceptions = [
+        obj for obj in vars(builtins).values()
+        if isinstance(obj, type) and issubclass(obj, BaseException)
+    ]  # fmt: skip
+    special = [typing.Any] if isinstance(typing.Any, type) else []  # a class from 3.11
+    return {type_name(t): t for t in [*plain, *abstract, *exceptions, *special]}
+
+
+def shown(name: object, limit: int = 200) -> str:
+    """``repr(name)``, cut to ``limit`` characters: names in messages come from
+    stored data, which may hold a megabyte where a name should be."""
+    text = repr(name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def type_name(cls: type) -> str:
+    """The name stored data uses for a class: ``module.QualName``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# The types stored data may name without registering them: plain values, the
+# abstract collections used in annotations, and built-in exceptions. Fixed at
+# import; none of them runs code of the data's choosing when called.
+BUILTIN_TYPES: Mapping[str, type] = types.MappingProxyType(_builtin_types())
+
+
 class Registry:
     """Process-wide table of registered resource types, wrappers and functions."""
 
@@ -33,6 +76,10 @@ class Registry:
         self._types: dict[str, type[ResourceBase]] = {}
         self._wrappers: dict[type, type[Any]] = {}
         self._functions: dict[str, Any] = {}
+        # Other classes stored data may name (an Enum...), and modules
+        # registered as values.
+        self._classes: dict[str, type] = {}
+        self._modules: dict[str, types.ModuleType] = {}
         self.function_registrar: FunctionRegistrar | None = None
         self.class_hooks: list[Callable[[type], None]] = []
 
@@ -63,19 +110,62 @@ class Registry:
         for hook in self.class_hooks:
             hook(cls)
 
+    def register_class(self, cls: type) -> None:
+        """Let stored data name ``cls`` as a type (a field or a ``requested_type``
+        holding the class itself), without making it a resource.
+
+        ``enact.register`` does this for ``Enum`` classes; call it directly for
+        other plain classes.
+        """
+        if not isinstance(cls, type):
+            raise TypeError(f"register_class needs a class, got {cls!r}")
+        self._classes[type_name(cls)] = cls
+
+    def register_module(self, module: types.ModuleType) -> None:
+        """Let stored data name ``module`` as a value (a field holding the module)."""
+        if not isinstance(module, types.ModuleType):
+            raise TypeError(f"register_module needs a module, got {module!r}")
+        self._modules[module.__name__] = module
+
     def register_wrapper(self, value_type: type, wrapper: type[Any]) -> None:
         """Store values of ``value_type`` through ``wrapper`` (a TypeWrapper class)."""
         self._wrappers[value_type] = wrapper
 
     def lookup(self, type_id: str) -> type[ResourceBase]:
         """The registered class for ``type_id``; ``UnregisteredResource`` if none."""
-        try:
-            return self._types[type_id]
-        except KeyError:
+        found = self._types.get(type_id) if isinstance(type_id, str) else None
+        if found is None:
             raise UnregisteredResource(
-                f"type {type_id!r} is not registered in this process; import the module "
+                f"type {shown(type_id)} is not registered in this process; import the module "
                 "that defines it (decorated with @enact.register) before loading this data"
-            ) from None
+            )
+        return found
+
+    def lookup_class(self, module: str, qualname: str) -> type:
+        """The class stored data names ``module.qualname``: a built-in type, a
+        registered resource type or a registered class. ``UnregisteredResource``
+        if it is none of those; nothing is imported or read from a module.
+        """
+        name = f"{module}.{qualname}"
+        found = BUILTIN_TYPES.get(name) or self._types.get(name) or self._classes.get(name)
+        if found is None:
+            raise UnregisteredResource(
+                f"type {shown(name)} is not registered in this process: stored data may name "
+                "only registered classes and built-in types. Register it (@enact.register on a "
+                "resource or Enum class, or Registry.get().register_class(cls)) in a module "
+                "this process imports (on workers: a module listed in ENACT_IMPORTS)"
+            )
+        return found
+
+    def lookup_module(self, name: str) -> types.ModuleType:
+        """A module registered as a value; ``UnregisteredResource`` otherwise."""
+        module = self._modules.get(name) if isinstance(name, str) else None
+        if module is None:
+            raise UnregisteredResource(
+                f"module {shown(name)} is not registered in this process: stored data may "
+                "name only modules registered with enact.register(module)"
+            )
+        return module
 
     def is_registered(self, cls: type) -> bool:
         return isinstance(cls, type) and issubclass(cls, ResourceBase) and (
@@ -100,25 +190,47 @@ class Registry:
         self._functions[function_id] = tracked
 
     def lookup_function(self, function_id: str) -> Any | None:
-        return self._functions.get(function_id)
+        """The tracked registered function with this id, or ``None``."""
+        return self._functions.get(function_id) if isinstance(function_id, str) else None
+
+    def function(self, function_id: str) -> Any:
+        """The tracked registered function with this id; ``UnregisteredResource`` if none."""
+        tracked = self._functions.get(function_id) if isinstance(function_id, str) else None
+        if tracked is None:
+            raise UnregisteredResource(
+                f"function {shown(function_id)} is not registered in this process: only functions "
+                "and methods registered with @enact.register can be loaded from stored data "
+                "or run on a worker. Register it in a module this process imports (on "
+                "workers: a module listed in ENACT_IMPORTS)"
+            )
+        return tracked
 
 
 def register(target: T) -> T:
-    """Register a resource type, a type wrapper, an invokable, or a function.
+    """Register a resource type, a type wrapper, an invokable, a function, an
+    ``Enum`` class or a module.
 
-    Classes must subclass ``ResourceBase`` (``Resource``, ``Invokable``,
+    Resource classes must subclass ``ResourceBase`` (``Resource``, ``Invokable``,
     ``TypeWrapper``...). Functions become tracked callables: called inside an
-    invocation they are recorded as child calls. Raises ``TypeError`` for
-    anything else and ``ValueError`` for an already-bound method.
+    invocation they are recorded as child calls. An ``Enum`` class can then be
+    stored (as a type, and its members as values), and a module as a value.
+    Raises ``TypeError`` for anything else and ``ValueError`` for an
+    already-bound method.
     """
     registry = Registry.get()
     if isinstance(target, type):
+        if issubclass(target, enum.Enum):
+            registry.register_class(target)
+            return target
         if not issubclass(target, ResourceBase):
             raise TypeError(
                 f"cannot register {target.__qualname__}: classes must subclass "
-                "enact.Resource, enact.Invokable or enact.TypeWrapper"
+                "enact.Resource, enact.Invokable or enact.TypeWrapper (or enum.Enum)"
             )
         registry.register_type(target)
+        return target
+    if isinstance(target, types.ModuleType):
+        registry.register_module(target)
         return target
     if _is_bound_method(target):
         raise ValueError(

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from enact import calls
 from enact.calls import Node, Session, build_node, load_node
+from enact.errors import DeserializationError, UnregisteredResource
 from enact.invocations import (
     AsyncInvokableBase,
     BoundFunction,
@@ -27,7 +28,9 @@ from enact.invocations import (
     invoke_async,
 )
 from enact.records import BoundMethod, CallArgs, Invocation
+from enact.registry import shown
 from enact.store import Store, current_store
+from enact.trust import registered_target
 
 
 def _node(invocation: Invocation | str, store: Store | None = None) -> Node:
@@ -203,14 +206,24 @@ def call_target(invocation: Invocation, store: Store | None = None) -> tuple[Any
 
 
 def call_for(invokable: Any, call_input: Any) -> tuple[Any, tuple, dict]:
-    """The callable, args and kwargs for a recorded invokable and input."""
+    """The callable, args and kwargs for a recorded invokable and input.
+
+    The callable must be registered code (``enact.trust``): a record cannot make
+    this process run anything else. ``UnregisteredResource`` otherwise.
+    """
     if isinstance(invokable, BoundMethod):
         function = invokable.function
         if not isinstance(function, Function):
-            function = Function(function)
-        target: Any = BoundFunction(function, invokable.instance)
+            raise UnregisteredResource(
+                f"the recorded method names {shown(function)}, not a registered function"
+            )
+        target: Any = registered_target(BoundFunction(function, invokable.instance))
+    elif callable(invokable):
+        target = registered_target(invokable)
     else:
-        target = invokable
+        raise DeserializationError(
+            f"the recorded invokable is a {type(invokable).__qualname__}, which cannot be called"
+        )
     if isinstance(call_input, CallArgs) and not isinstance(
         target, (InvokableBase, AsyncInvokableBase)
     ):

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Mapping, TypeVar
 
-from enact.errors import RegistryError
+from enact.errors import DeserializationError, RegistryError
 
 R = TypeVar("R", bound="ResourceBase")
 
@@ -190,3 +190,35 @@ class ImmutableResource(Resource):
                 f"{type(self).__qualname__} is immutable and cannot be set to a different "
                 f"value ({other!r} != {self!r})"
             )
+
+
+def check_fields(
+    cls: type, fields: Mapping[str, Any], expected: Mapping[str, type | tuple[type, ...]]
+) -> None:
+    """Check decoded ``fields`` for ``cls``: exactly the ``expected`` names, each of
+    its expected type. ``DeserializationError`` naming the field otherwise.
+
+    For enact's own records and wrappers, whose ``from_fields`` runs on stored
+    data: a record of the right type but with a field of the wrong type would
+    otherwise fail later, far from the data, with an error not ours.
+    """
+    if not isinstance(fields, Mapping) or fields.keys() != expected.keys():
+        got = (
+            ", ".join(sorted(repr(k)[:40] for k in list(fields)[:12]))
+            if isinstance(fields, Mapping)
+            else f"a {type(fields).__qualname__}"
+        )
+        raise DeserializationError(
+            f"stored {cls.__qualname__} has fields [{got}], expected {sorted(expected)}"
+        )
+    for name, kind in expected.items():
+        if not isinstance(fields[name], kind):
+            raise DeserializationError(
+                f"stored {cls.__qualname__}.{name} is a {type(fields[name]).__qualname__}, "
+                f"expected {_kind_name(kind)}"
+            )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("None" if k is type(None) else k.__qualname__ for k in kinds)

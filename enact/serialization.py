@@ -31,10 +31,9 @@ from enact.digests import is_digest
 from enact.errors import (
     CycleError,
     DeserializationError,
+    EnactError,
     FieldTypeError,
-    RegistryError,
     SerializationError,
-    UnregisteredResource,
 )
 from enact.refs import Ref
 from enact.registry import Registry
@@ -47,6 +46,11 @@ EXT_RESOURCE = 1
 EXT_REF = 2
 EXT_BIGINT = 3
 EXT_CLASS = 4
+
+# The JSON decoder refuses values nested deeper than this; msgpack's decoder
+# stops at 1024 levels on its own. The encoder stops at Python's recursion
+# limit, below either (about 490 levels of lists by default).
+MAX_DEPTH = 512
 
 _MIN_INT = -(1 << 63)
 _MAX_INT = (1 << 64) - 1
@@ -255,6 +259,8 @@ class _Marker:
         self.type_id = type_id
 
 
+# Markers of registered types only, so the cache is bounded by the code, not by
+# the data: stored data naming a million distinct type ids adds nothing here.
 _markers: dict[bytes, _Marker] = {}
 
 
@@ -266,7 +272,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_RESOURCE:
         marker = _markers.get(data)
         if marker is None:
-            marker = _markers[data] = _Marker(data.decode())
+            cls = Registry.get().lookup(data.decode())  # UnregisteredResource if unknown
+            marker = _markers[data] = _Marker(cls.type_id())
         return marker
     if code == EXT_BIGINT:
         return int(data.decode("ascii"))
@@ -275,8 +282,13 @@ def _ext_hook(code: int, data: bytes) -> Any:
     raise DeserializationError(f"unknown msgpack extension code {code}")
 
 
-def _build_resource(marker: _Marker, fields: dict) -> Any:
+def _build_resource(marker: _Marker, fields: Any) -> Any:
     cls = Registry.get().lookup(marker.type_id)
+    if type(fields) is not dict:
+        raise DeserializationError(
+            f"stored {marker.type_id} holds a {type(fields).__qualname__} where its fields "
+            "should be (a map of field names)"
+        )
     obj = cls.from_fields(fields)
     if isinstance(obj, TypeWrapper):
         return obj.unwrap()
@@ -284,42 +296,60 @@ def _build_resource(marker: _Marker, fields: dict) -> Any:
 
 
 def _list_hook(items: list) -> Any:
-    if len(items) == 2 and type(items[0]) is _Marker:
+    if items and type(items[0]) is _Marker:
+        if len(items) != 2:
+            raise DeserializationError(
+                f"stored {items[0].type_id} is a list of {len(items)} items, not [type, fields]"
+            )
         return _build_resource(items[0], items[1])
     return items
 
 
 def unpack_value(data: bytes) -> Any:
-    """Decode packed object bytes into a value."""
+    """Decode packed object bytes into a value.
+
+    Raises only enact errors, whatever the bytes: ``UnregisteredResource`` for
+    a type, function or module that is not registered, ``DeserializationError``
+    for anything malformed (msgpack bounds nesting and lengths by the input).
+    """
     try:
         obj = msgpack.unpackb(
             data, ext_hook=_ext_hook, list_hook=_list_hook, raw=False, strict_map_key=True
         )
-    except (UnregisteredResource, RegistryError):
+    except EnactError:
         raise
     except Exception as exc:
         raise DeserializationError(
-            f"cannot decode object of {len(data)} bytes: {type(exc).__name__}: {exc}"
+            f"cannot decode object of {_size(data)}: {type(exc).__name__}: {exc}"
         ) from exc
-    if type(obj) is not list or len(obj) != 3 or obj[0] != FORMAT:
+    if type(obj) is not list or len(obj) != 3 or obj[0] != FORMAT or type(obj[0]) is not int:
         raise DeserializationError(
             f"not an enact object (expected [{FORMAT}, links, body], got {type(obj).__name__})"
         )
     return obj[2]
 
 
+def _size(data: object) -> str:
+    return f"{len(data)} bytes" if isinstance(data, (bytes, bytearray, memoryview)) else (
+        f"type {type(data).__qualname__}"
+    )
+
+
 def packed_links(data: bytes) -> list[str]:
     """The digests an object links to, read without decoding its body."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(data)
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(data), 1))
     try:
+        unpacker.feed(data)
         if unpacker.read_array_header() != 3 or unpacker.unpack() != FORMAT:
             raise DeserializationError("not an enact object")
-        return [d.hex() for d in unpacker.unpack()]
+        links = unpacker.unpack()
     except DeserializationError:
         raise
     except Exception as exc:
         raise DeserializationError(f"cannot read links of object: {exc}") from exc
+    if type(links) is not list or any(type(d) is not bytes or len(d) != 32 for d in links):
+        raise DeserializationError("the links of an object must be a list of 32-byte digests")
+    return [d.hex() for d in links]
 
 
 # Plain views and pluggable serializers ------------------------------------
@@ -399,28 +429,38 @@ class JsonSerializer:
         return v
 
     def deserialize(self, data: bytes) -> Any:
+        """Decode JSON made by ``serialize``; only enact errors escape, whatever ``data`` is."""
         try:
             tree = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            raise DeserializationError(
+                f"JSON nested more deeply than this process can decode (limit {MAX_DEPTH})"
+            ) from None
+        except (ValueError, TypeError) as exc:  # TypeError: data is not text or bytes
             raise DeserializationError(f"invalid JSON: {exc}") from exc
         try:
-            return self._from_json(tree)
-        except (RegistryError, DeserializationError):
+            return self._from_json(tree, 0)
+        except EnactError:
             raise
+        except RecursionError:
+            raise DeserializationError(f"JSON nested more than {MAX_DEPTH} levels") from None
         except Exception as exc:
             raise DeserializationError(
-                f"malformed enact JSON: {type(exc).__name__}: {exc}"
+                f"malformed enact JSON: {type(exc).__name__}: {str(exc)[:200]}"
             ) from exc
 
-    def _from_json(self, v: Any) -> Any:
+    def _from_json(self, v: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise DeserializationError(f"JSON nested more than {MAX_DEPTH} levels")
+        depth += 1
         if type(v) is list:
-            return [self._from_json(x) for x in v]
+            return [self._from_json(x, depth) for x in v]
         if type(v) is not dict:
             return v
         if "$d" in v:
-            return {k: self._from_json(x) for k, x in v["$d"].items()}
+            return {k: self._from_json(x, depth) for k, x in v["$d"].items()}
         if "$t" in v:
-            fields = {k: self._from_json(x) for k, x in v["$v"].items()}
+            fields = {k: self._from_json(x, depth) for k, x in v["$v"].items()}
             return _build_resource(_Marker(v["$t"]), fields)
         if "$b" in v:
             return base64.b64decode(v["$b"], validate=True)
@@ -429,9 +469,11 @@ class JsonSerializer:
         if "$fx" in v:
             return struct.unpack(">d", bytes.fromhex(v["$fx"]))[0]
         if "$r" in v:
-            return Ref.from_id(v["$r"])
+            if not is_digest(v["$r"]):
+                raise DeserializationError(f"a ref must hold a digest, got {str(v['$r'])[:80]!r}")
+            return Ref(v["$r"])
         if "$i" in v:
             return int(v["$i"])
         if "$c" in v:
             return Registry.get().lookup(v["$c"])
-        raise DeserializationError(f"unknown JSON tag in {sorted(v)}")
+        raise DeserializationError(f"unknown JSON tag in {sorted(v)[:8]}")

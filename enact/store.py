@@ -17,9 +17,11 @@ import threading
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from enact.backend import Backend, describe
-from enact.digests import digest_bytes, verify
-from enact.errors import ObjectMissing, StoreError
+from enact.digests import digest_bytes, is_digest, verify
+from enact.errors import ObjectMissing, RefError, StoreError
+from enact.redaction import redact, safe_cause
 from enact.refs import Ref
+from enact.registry import shown
 from enact.serialization import pack_value, unpack_value
 
 if TYPE_CHECKING:
@@ -194,14 +196,18 @@ class Store:
                     out[i] = self._staged.get(digest)
         wanted = [i for i, data in enumerate(out) if data is None]
         if wanted:
+            for i in wanted:
+                if not is_digest(digests[i]):
+                    raise RefError(f"{shown(digests[i])} is not a digest (64 lowercase hex digits)")
             try:
                 fetched = self.backend.get([digests[i] for i in wanted])
             except StoreError:
                 raise
             except Exception as exc:
-                raise StoreError(
-                    f"backend {describe(self.backend)} failed to read objects: {exc}"
-                ) from exc
+                error = StoreError(
+                    f"backend {describe(self.backend)} failed to read objects: {redact(exc)}"
+                )
+                raise error from safe_cause(exc)
             for i, data in zip(wanted, fetched):
                 digest = digests[i]
                 if data is None:

@@ -2,24 +2,24 @@
 
 A ``TypeWrapper[T]`` is a resource that stands in for a ``T`` in storage:
 ``wrap`` turns a ``T`` into the wrapper, ``unwrap`` turns it back. Built-in
-wrappers cover tuples, sets, frozensets, types, functions and modules. Loading a
-type, function or module never imports anything: it resolves against what is
-registered or already imported in this process.
+wrappers cover tuples, sets, frozensets, types, functions, modules and enum
+members. Types, functions and modules are stored by name; loading one looks the
+name up in the registry (and the fixed table of built-in types) only: nothing
+is imported, and nothing merely imported can be named (see ``enact.registry``).
 """
 
 from __future__ import annotations
 
 import abc
-import functools
-import sys
+import enum
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Mapping, TypeVar
 
-from enact.errors import UnregisteredResource
+from enact.errors import DeserializationError
 from enact.registry import Registry, register
-from enact.resources import ImmutableResource, Resource, ResourceBase
+from enact.resources import ImmutableResource, Resource, ResourceBase, check_fields
 
 T = TypeVar("T")
 
@@ -76,6 +76,11 @@ class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: tuple) -> TupleWrapper:
         return cls(list(value))
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> TupleWrapper:
+        check_fields(cls, fields, {"values": list})
+        return cls(fields["values"])
+
     def unwrap(self) -> tuple:
         return tuple(self.values)
 
@@ -102,6 +107,11 @@ class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: set) -> SetWrapper:
         return cls(_canonical_order(value))
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> SetWrapper:
+        check_fields(cls, fields, {"values": list})
+        return cls(fields["values"])
+
     def unwrap(self) -> set:
         return set(self.values)
 
@@ -121,41 +131,13 @@ class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: igno
     def wrap(cls, value: frozenset) -> FrozenSetWrapper:
         return cls(_canonical_order(value))
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> FrozenSetWrapper:
+        check_fields(cls, fields, {"values": list})
+        return cls(fields["values"])
+
     def unwrap(self) -> frozenset:
         return frozenset(self.values)
-
-
-def _resolve_loaded(module_name: str, qualname: str, what: str) -> Any:
-    """Find ``module.qualname`` among already-imported modules, without importing."""
-    module = sys.modules.get(module_name)
-    if module is None:
-        raise UnregisteredResource(
-            f"{what} {module_name}.{qualname} cannot be loaded: module {module_name!r} is "
-            "not imported in this process (enact never imports modules named by stored data)"
-        )
-    obj: Any = module
-    for part in qualname.split("."):
-        if part == "<locals>" or not hasattr(obj, part):
-            raise UnregisteredResource(
-                f"{what} {module_name}.{qualname} cannot be loaded: it is not defined at "
-                "module level in the imported module"
-            )
-        obj = getattr(obj, part)
-    return obj
-
-
-@functools.lru_cache(maxsize=1)
-def _builtin_types() -> dict[str, type]:
-    """Built-in types by qualified name, including those ``builtins`` does not
-    expose by name (``NoneType``, ``function``, ``module``...)."""
-    import builtins
-
-    return {
-        obj.__qualname__: obj
-        for namespace in (vars(types), vars(builtins))
-        for obj in namespace.values()
-        if isinstance(obj, type) and obj.__module__ == "builtins"
-    }
 
 
 @register
@@ -174,21 +156,14 @@ class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: type) -> TypeReference:
         return cls(value.__module__, value.__qualname__)
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> TypeReference:
+        check_fields(cls, fields, {"module": str, "qualname": str})
+        return cls(fields["module"], fields["qualname"])
+
     def unwrap(self) -> type:
-        if self.module == "builtins":
-            builtin = _builtin_types().get(self.qualname)
-            if builtin is None:
-                raise UnregisteredResource(f"builtins.{self.qualname} is not a built-in type")
-            return builtin
-        try:
-            registered = Registry.get().lookup(f"{self.module}.{self.qualname}")
-            return registered
-        except UnregisteredResource:
-            pass
-        obj = _resolve_loaded(self.module, self.qualname, "type")
-        if not isinstance(obj, type):
-            raise UnregisteredResource(f"{self.module}.{self.qualname} is not a type")
-        return obj
+        """The built-in or registered class; ``UnregisteredResource`` for any other."""
+        return Registry.get().lookup_class(self.module, self.qualname)
 
 
 @register
@@ -206,6 +181,11 @@ class GenericAliasReference(TypeWrapper[types.GenericAlias], ImmutableResource):
     @classmethod
     def wrap(cls, value: Any) -> GenericAliasReference:
         return cls(typing.get_origin(value), list(typing.get_args(value)))
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> GenericAliasReference:
+        check_fields(cls, fields, {"origin": type, "args": list})
+        return cls(fields["origin"], fields["args"])
 
     def unwrap(self) -> Any:
         return types.GenericAlias(self.origin, tuple(self.args))
@@ -226,8 +206,16 @@ class UnionReference(TypeWrapper[Any], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: Any) -> UnionReference:
         return cls(list(typing.get_args(value)))
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> UnionReference:
+        check_fields(cls, fields, {"args": list})
+        return cls(fields["args"])
+
     def unwrap(self) -> Any:
-        return typing.Union[tuple(self.args)]  # noqa: UP007  (the args are values here)
+        try:
+            return typing.Union[tuple(self.args)]  # noqa: UP007  (the args are values here)
+        except TypeError as exc:
+            raise DeserializationError(f"stored union of {len(self.args)} invalid: {exc}") from None
 
 
 def function_id(fn: Any) -> str:
@@ -251,11 +239,14 @@ class FunctionReference(TypeWrapper[types.FunctionType], ImmutableResource):  # 
     def wrap(cls, value: Any) -> FunctionReference:
         return cls(value.__module__, value.__qualname__)
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> FunctionReference:
+        check_fields(cls, fields, {"module": str, "qualname": str})
+        return cls(fields["module"], fields["qualname"])
+
     def unwrap(self) -> Any:
-        tracked = Registry.get().lookup_function(f"{self.module}.{self.qualname}")
-        if tracked is not None:
-            return tracked
-        return _resolve_loaded(self.module, self.qualname, "function")
+        """The registered (tracked) function; ``UnregisteredResource`` for any other."""
+        return Registry.get().function(f"{self.module}.{self.qualname}")
 
     def __str__(self) -> str:
         return self.qualname
@@ -284,13 +275,49 @@ class ModuleReference(TypeWrapper[types.ModuleType], ImmutableResource):  # type
     def wrap(cls, value: types.ModuleType) -> ModuleReference:
         return cls(value.__name__)
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> ModuleReference:
+        check_fields(cls, fields, {"name": str})
+        return cls(fields["name"])
+
     def unwrap(self) -> types.ModuleType:
-        module = sys.modules.get(self.name)
-        if module is None:
-            raise UnregisteredResource(
-                f"module {self.name!r} is not imported in this process; import it first"
+        """The registered module; ``UnregisteredResource`` for any other."""
+        return Registry.get().lookup_module(self.name)
+
+
+@register
+@dataclass(frozen=True)
+class EnumWrapper(TypeWrapper[enum.Enum], ImmutableResource):  # type: ignore[misc]
+    """A member of an ``Enum``, stored by its class (which must be registered) and name."""
+
+    enum_type: Any
+    name: str
+
+    @classmethod
+    def wrapped_type(cls) -> type[enum.Enum]:
+        return enum.Enum
+
+    @classmethod
+    def wrap(cls, value: enum.Enum) -> EnumWrapper:
+        return cls(type(value), value.name)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> EnumWrapper:
+        check_fields(cls, fields, {"enum_type": type, "name": str})
+        if not issubclass(fields["enum_type"], enum.Enum):
+            raise DeserializationError(
+                f"stored enum member names the class {fields['enum_type'].__qualname__}, "
+                "which is not an Enum"
             )
-        return module
+        return cls(fields["enum_type"], fields["name"])
+
+    def unwrap(self) -> enum.Enum:
+        try:
+            return self.enum_type[self.name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise DeserializationError(
+                f"{self.enum_type.__qualname__} has no member {self.name[:100]!r}"
+            ) from None
 
 
 _PLAIN = (type(None), bool, int, float, str, bytes, list, dict)

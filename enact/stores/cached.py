@@ -19,6 +19,7 @@ import logging
 from typing import Any, Mapping, Sequence
 
 from enact.backend import Backend, describe
+from enact.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class CachedBackend:
                 out.extend(self.client.mget([self.keys.object(d) for d in chunk]))
             return out
         except Exception as exc:  # a cache that fails is a cache that misses
-            log.warning("object cache unavailable, reading from %s: %s", self.url, exc)
+            log.warning("object cache unavailable, reading from %s: %s", self.url, redact(exc))
             return [None] * len(digests)
 
     def _cache_put(self, objects: Mapping[str, bytes]) -> None:
@@ -88,7 +89,7 @@ class CachedBackend:
                 pipe.set(self.keys.object(digest), data, px=self.ttl_ms)
             pipe.execute()
         except Exception as exc:
-            log.warning("object cache write failed (objects are in %s): %s", self.url, exc)
+            log.warning("object cache write failed (objects are in %s): %s", self.url, redact(exc))
 
     def __repr__(self) -> str:
         return f"CachedBackend({self.backend!r})"

@@ -43,6 +43,7 @@ from enact.errors import (
     StoreUnavailable,
     UnknownInputRequest,
 )
+from enact.redaction import redact, redact_url, safe_cause
 from enact.stores._keys import RedisKeys
 
 RETRIES = 6  # backoff 0.05 s doubling, capped at 1 s: about 3 s before giving up
@@ -89,33 +90,28 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     """
     if not isinstance(url, str) or not url:
         raise ConfigError(f"Redis URL must be a non-empty string, got {url!r}")
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unbalanced "[" in the host, for instance
+        raise ConfigError(f"Redis URL {redact_url(url)!r} is malformed: {exc}") from None
     if parts.scheme not in _SCHEMES:
         raise ConfigError(
-            f"Redis URL {_redact(url)!r} must start with redis://, rediss:// or unix://"
+            f"Redis URL {redact_url(url)!r} must start with redis://, rediss:// or unix://"
         )
     if parts.scheme != "unix":
         if not parts.hostname:
-            raise ConfigError(f"Redis URL {_redact(url)!r} names no host")
+            raise ConfigError(f"Redis URL {redact_url(url)!r} names no host")
         try:
             _ = parts.port
         except ValueError:
-            raise ConfigError(f"Redis URL {_redact(url)!r} has an invalid port") from None
+            raise ConfigError(f"Redis URL {redact_url(url)!r} has an invalid port") from None
         db = parts.path.lstrip("/")
         if db and not db.isdigit():
-            raise ConfigError(f"Redis URL {_redact(url)!r}: database {db!r} is not a number")
+            raise ConfigError(f"Redis URL {redact_url(url)!r}: database {db!r} is not a number")
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     ours = {k: v for k, v in query if k == "prefix" or k in _CLIENT_OPTIONS}
     rest = urllib.parse.urlencode([(k, v) for k, v in query if k not in ours])
     return urllib.parse.urlunsplit(parts._replace(query=rest)), ours
-
-
-def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 class _NotRetried(Exception):
@@ -178,7 +174,8 @@ def make_client(
             **options,
         )
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"invalid Redis URL {_redact(url)!r}: {exc}") from exc
+        message = f"invalid Redis URL {redact_url(url)!r}: {redact(exc)}"
+        raise ConfigError(message) from safe_cause(exc)
 
 
 def _client_where(client: redis.Redis) -> str:
@@ -194,13 +191,18 @@ def _errors(where: str, action: str) -> Iterator[None]:
     try:
         yield
     except redis.exceptions.AuthenticationError as exc:
-        raise StoreError(f"Redis at {where} refused the credentials while {action}") from exc
+        error = StoreError(f"Redis at {where} refused the credentials while {action}")
+        raise error from safe_cause(exc)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise StoreUnavailable(f"Redis at {where} unreachable while {action}: {exc}") from exc
+        error = StoreUnavailable(f"Redis at {where} unreachable while {action}: {redact(exc)}")
+        raise error from safe_cause(exc)
     except redis.exceptions.RedisError as exc:
-        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc) or "NOPERM" in str(exc):
-            raise StoreError(f"Redis at {where} refused access while {action}: {exc}") from exc
-        raise StoreError(f"Redis at {where} failed while {action}: {exc}") from exc
+        text = redact(exc)
+        if "NOAUTH" in text or "WRONGPASS" in text or "NOPERM" in text:
+            error = StoreError(f"Redis at {where} refused access while {action}: {text}")
+        else:
+            error = StoreError(f"Redis at {where} failed while {action}: {text}")
+        raise error from safe_cause(exc)
 
 
 def _text(value: Any) -> str:
@@ -216,7 +218,7 @@ class RedisBackend:
         self._client = client
         self.keys = RedisKeys(config.redis_prefix(prefix))
         self._where = _client_where(client)
-        self._url = _redact(url) if url else f"redis://{self._where}"
+        self._url = redact_url(url) if url else f"redis://{self._where}"
 
     @classmethod
     def from_url(
@@ -252,7 +254,8 @@ class RedisBackend:
         with _errors(self._where, "reading objects"):
             for start in range(0, len(digests), BATCH):
                 keys = [self.keys.object(d) for d in digests[start : start + BATCH]]
-                out += self._client.mget(keys)
+                found: list[Any] = self._client.mget(keys)
+                out += found
         return out
 
     def put(self, objects: Mapping[str, bytes]) -> None:
@@ -423,7 +426,7 @@ class RedisState:
         if not isinstance(digest, str) or not digest:
             raise ValueError(f"ref {name!r} must point at a digest, got {digest!r}")
         keys = [self.keys.refs(), self.keys.ref_history(_check_name(name))]
-        args = [name, digest, mode, expected, self.history_limit]
+        args: list[Any] = [name, digest, mode, expected, self.history_limit]
         with _errors(self._where, f"setting ref {name!r}"):
             return bool(self._ref_set(keys=keys, args=args))
 

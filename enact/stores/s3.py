@@ -51,6 +51,7 @@ from botocore.exceptions import (
 from enact import config
 from enact.digests import is_digest, verify
 from enact.errors import ConfigError, StoreError, StoreUnavailable
+from enact.redaction import redact, redact_url, safe_cause
 from enact.stores import _packs
 
 POOL_CONNECTIONS = 16
@@ -151,9 +152,13 @@ def shared_client(
             region = region_name or session.region_name or "us-east-1"
             client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=cfg)
         except ProfileNotFound as exc:
-            raise ConfigError(f"AWS profile {profile_name!r} not found: {exc}") from exc
+            message = f"AWS profile {profile_name!r} not found: {redact(exc)}"
+            raise ConfigError(message) from safe_cause(exc)
         except ValueError as exc:  # botocore rejects a malformed endpoint URL this way
-            raise ConfigError(f"invalid S3 endpoint URL {endpoint_url!r}: {exc}") from exc
+            shown = redact_url(str(endpoint_url))
+            raise ConfigError(f"invalid S3 endpoint URL {shown!r}: {redact(exc)}") from safe_cause(
+                exc
+            )
         _clients[key] = client
         return client
 
@@ -197,7 +202,7 @@ class S3Backend:
             raise ConfigError(f"invalid S3 bucket name {bucket!r}")
         if endpoint_url is not None and not re.match(r"^https?://[^/\s]+", endpoint_url):
             raise ConfigError(
-                f"invalid S3 endpoint URL {endpoint_url!r} (expected http://host:port)"
+                f"invalid S3 endpoint URL {redact_url(endpoint_url)!r} (expected http://host:port)"
             )
         if max_attempts < 1 or workers < 1 or max_pool_connections < 1:
             raise ConfigError("max_attempts, workers and max_pool_connections must be >= 1")
@@ -228,7 +233,10 @@ class S3Backend:
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
         )
-        self.endpoint = str(getattr(self._client.meta, "endpoint_url", endpoint_url or "S3"))
+        # Shown in messages: never with the credentials an endpoint URL may carry.
+        self.endpoint = redact_url(
+            str(getattr(self._client.meta, "endpoint_url", endpoint_url or "S3"))
+        )
         self._conditional_writes = True
         # The pack indexes held in memory: raw digest -> (pack number, offset,
         # length), pack number -1 for a loose object; pack number -> (key, size).
@@ -261,11 +269,12 @@ class S3Backend:
         ``ConfigError`` for a malformed URL.
         """
         parsed = config.parse_store_url(url)
+        shown = redact_url(url)
         if parsed.scheme != "s3":
-            raise ConfigError(f"not an S3 store URL: {url!r}")
+            raise ConfigError(f"not an S3 store URL: {shown!r}")
         if "@" in parsed.netloc or ":" in parsed.netloc:
             raise ConfigError(
-                f"S3 store URL {url!r} must be s3://bucket/prefix; pass credentials "
+                f"S3 store URL {shown!r} must be s3://bucket/prefix; pass credentials "
                 "through AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the endpoint "
                 "through ENACT_S3_ENDPOINT_URL or ?endpoint_url="
             )
@@ -274,14 +283,14 @@ class S3Backend:
             kind = _URL_OPTIONS.get(name)
             if kind is None:
                 raise ConfigError(
-                    f"S3 store URL {url!r} has unknown parameter {name!r}; "
+                    f"S3 store URL {shown!r} has unknown parameter {name!r}; "
                     f"known: {', '.join(sorted(_URL_OPTIONS))}"
                 )
             try:
                 value = kind(raw)
             except ValueError:
                 raise ConfigError(
-                    f"S3 store URL {url!r}: {name}={raw!r} is not a valid {kind.__name__}"
+                    f"S3 store URL {shown!r}: {name}={raw!r} is not a valid {kind.__name__}"
                 ) from None
             settings["region_name" if name == "region" else name] = value
         settings.update(options)
@@ -455,9 +464,9 @@ class S3Backend:
         except ClientError as exc:
             if _error_code(exc)[0] in _NOT_FOUND:
                 return None
-            raise self._translate(exc, "head", key) from exc
+            raise self._translate(exc, "head", key) from safe_cause(exc)
         except BotoCoreError as exc:
-            raise self._translate(exc, "head", key) from exc
+            raise self._translate(exc, "head", key) from safe_cause(exc)
         return key, None, None
 
     def close(self) -> None:
@@ -563,9 +572,9 @@ class S3Backend:
         except ClientError as exc:
             if _error_code(exc)[0] in _NOT_FOUND:
                 return None
-            raise self._translate(exc, "get", key) from exc
+            raise self._translate(exc, "get", key) from safe_cause(exc)
         except BotoCoreError as exc:
-            raise self._translate(exc, "get", key) from exc
+            raise self._translate(exc, "get", key) from safe_cause(exc)
 
     def _cached_pack(self, key: str) -> bytes | None:
         with self._pack_cache_lock:
@@ -600,9 +609,9 @@ class S3Backend:
                     return
                 if self._conditional_retry(exc):
                     continue
-                raise self._translate(exc, "put", key) from exc
+                raise self._translate(exc, "put", key) from safe_cause(exc)
             except BotoCoreError as exc:
-                raise self._translate(exc, "put", key) from exc
+                raise self._translate(exc, "put", key) from safe_cause(exc)
         # Several ConditionalRequestConflicts in a row: another writer keeps
         # racing us on this key, and it writes the same bytes.
 
@@ -641,9 +650,11 @@ class S3Backend:
                         return
                     if self._conditional_retry(exc):
                         continue
-                    raise self._translate(exc, "complete multipart upload of", key) from exc
+                    error = self._translate(exc, "complete multipart upload of", key)
+                    raise error from safe_cause(exc)
                 except BotoCoreError as exc:
-                    raise self._translate(exc, "complete multipart upload of", key) from exc
+                    error = self._translate(exc, "complete multipart upload of", key)
+                    raise error from safe_cause(exc)
         finally:
             if not completed:
                 try:
@@ -710,7 +721,7 @@ class S3Backend:
         try:
             yield
         except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, action, key) from exc
+            raise self._translate(exc, action, key) from safe_cause(exc)
 
     def _translate(self, exc: Exception, action: str, key: str | None) -> StoreError:
         """Our error for a boto3 one, naming the bucket, key and endpoint."""
@@ -728,9 +739,11 @@ class S3Backend:
             if status >= 500 or code in _UNAVAILABLE:
                 return StoreUnavailable(
                     f"S3 endpoint {self.endpoint} failed to {action} {where} "
-                    f"after {self.max_attempts} attempts: {code} {message}"
+                    f"after {self.max_attempts} attempts: {code} {redact(message)}"
                 )
-            return StoreError(f"cannot {action} {where} at {self.endpoint}: {code} {message}")
+            return StoreError(
+                f"cannot {action} {where} at {self.endpoint}: {code} {redact(message)}"
+            )
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
             return StoreError(
                 f"no usable AWS credentials to {action} {where}: set AWS_ACCESS_KEY_ID "
@@ -739,6 +752,6 @@ class S3Backend:
         if isinstance(exc, (BotoConnectionError, HTTPClientError)):
             return StoreUnavailable(
                 f"S3 endpoint {self.endpoint} unreachable after {self.max_attempts} attempts "
-                f"to {action} {where}: {exc}"
+                f"to {action} {where}: {redact(exc)}"
             )
-        return StoreError(f"cannot {action} {where} at {self.endpoint}: {exc}")
+        return StoreError(f"cannot {action} {where} at {self.endpoint}: {redact(exc)}")

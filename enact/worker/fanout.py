@@ -25,9 +25,12 @@ from enact.calls import CallSpec, args_object
 from enact.errors import FlowTimeout
 from enact.invocations import Function
 from enact.records import Invocation
+from enact.replay import call_target
 from enact.serialization import unpack_value
+from enact.trust import worker_target
 from enact.worker import runtime
-from enact.worker.tasks import MAP_TTL_S, pull_calls, raised_exception, replay_invocation, row_node
+from enact.worker.tasks import MAP_TTL_S, pull_calls, raised_exception, replay_invocation
+from enact.worker.wire import result_message
 
 DEFAULT_PARALLELISM = 128
 
@@ -39,8 +42,8 @@ def _run_remote(
     parallelism: int,
     timeout: float | None,
     objects: dict[str, bytes],
-) -> dict[int, list[Any]]:
-    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their node rows.
+) -> dict[int, tuple[calls.Node, bytes | None]]:
+    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their nodes and values.
 
     The records the calls made are added to ``objects`` for the caller to write.
     """
@@ -58,7 +61,8 @@ def _run_remote(
         pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
     ).apply_async()
     deadline = None if timeout is None else time.monotonic() + timeout
-    rows: dict[int, list[Any]] = {}
+    wanted = set(todo)
+    rows: dict[int, tuple[calls.Node, bytes | None]] = {}
     try:
         while len(rows) < len(todo):
             if deadline is not None and time.monotonic() > deadline:
@@ -71,9 +75,9 @@ def _run_remote(
                 continue
             batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
             for packed in batch:
-                index, row, records = msgpack.unpackb(packed)
-                if index not in rows:  # a redone call may report twice
-                    rows[index] = row
+                index, node, value, records = result_message(packed, len(inputs))
+                if index in wanted and index not in rows:  # a redone call may report twice
+                    rows[index] = (node, value)
                     objects.update(records)
     finally:
         pipe = client.pipeline(transaction=False)
@@ -97,6 +101,7 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
     exception is raised here, as a local loop would. At most ``parallelism``
     calls run at once; ``FlowTimeout`` after ``timeout`` seconds.
     """
+    fn = worker_target(fn)
     if not isinstance(fn, Function):
         raise TypeError(f"enact.worker.map needs a registered function, got {fn!r}")
     items = list(iterable)
@@ -127,8 +132,8 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
     store = frame.session.store if frame is not None else runtime.store()
     if todo:
         records: dict[str, bytes] = {}
-        for index, row in _run_remote(fn, inputs, todo, parallelism, timeout, records).items():
-            results[index] = row_node(row)
+        for index, done in _run_remote(fn, inputs, todo, parallelism, timeout, records).items():
+            results[index] = done
         if frame is not None:
             for digest, data in records.items():
                 frame.session.add(digest, data)
@@ -174,6 +179,7 @@ def replay_many(
     """
     if n < 1:
         return []
+    worker_target(call_target(invocation, runtime.store())[0])
     job = group(replay_invocation.s(invocation.digest, strict) for _ in range(n))
     async_result = job.apply_async()
     try:

@@ -32,10 +32,11 @@ from enact.errors import (
     FlowWaiting,
     UnknownFlow,
 )
-from enact.invocations import BoundFunction, Function, _as_callable
+from enact.invocations import BoundFunction, Function
 from enact.records import BoundMethod, CallArgs, Invocation, Request
 from enact.requests import check_answer, pending_input_requests
 from enact.store import Store
+from enact.trust import worker_target
 from enact.worker import runtime
 
 STATUSES = ("queued", "running", "waiting", "done", "failed")
@@ -195,8 +196,11 @@ def request_id(flow_id: str, path: tuple[int, ...]) -> str:
 
 
 def call_parts(target: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
-    """The invokable and input values to record for calling ``target``."""
-    callable_ = _as_callable(target)
+    """The invokable and input values to record for calling ``target`` on a worker.
+
+    ``UnregisteredResource`` if a worker could not run it (see ``enact.trust``).
+    """
+    callable_ = worker_target(target)
     if isinstance(callable_, Function):
         return callable_, CallArgs(list(args), dict(kwargs))
     if isinstance(callable_, BoundFunction):

@@ -14,9 +14,8 @@ from typing import Any
 import msgpack
 
 from enact import calls, config
-from enact.calls import Node
 from enact.digests import verify
-from enact.errors import UnknownInputRequest
+from enact.errors import DeserializationError, UnknownInputRequest
 from enact.invocations import Function, invoke
 from enact.records import NativeException
 from enact.registry import Registry
@@ -24,7 +23,8 @@ from enact.replay import replay
 from enact.requests import answer_inputs, pending_input_requests, type_name
 from enact.serialization import unpack_value
 from enact.store import Store
-from enact.worker import runtime
+from enact.trust import registered_target
+from enact.worker import runtime, wire
 from enact.worker.app import app
 from enact.worker.flows import FlowTable, request_id, start_target
 
@@ -34,6 +34,7 @@ from enact.worker.flows import FlowTable, request_id, start_target
 @app.task(name="enact.run_flow", bind=True, max_retries=None)
 def run_flow(self: Any, flow_id: str) -> str:
     """Start, resume or continue a flow; returns its status when this run ends."""
+    flow_id = wire.task_id(flow_id, "a flow id")
     table = FlowTable(runtime.state())
     lock = table.lock(flow_id, config.flow_lock_ttl_s())
     if not lock.acquire():
@@ -198,27 +199,6 @@ def prefetch_children(store: Store, digest: str) -> None:
 # Fan-out ---------------------------------------------------------------------
 
 
-def node_row(node: Node, value: bytes | None) -> list[Any]:
-    """A node and its packed output or exception, as a msgpack-friendly row."""
-    return [
-        node.digest,
-        node.request_digest,
-        node.response_digest,
-        node.invokable_digest,
-        node.input_digest,
-        node.post_invokable_digest,
-        node.output_digest,
-        node.raised_digest,
-        node.raised_here,
-        node.children,
-        value,
-    ]
-
-
-def row_node(row: list[Any]) -> tuple[Node, bytes | None]:
-    return Node(*row[:10]), row[10]
-
-
 PULL_REPORT_S = 0.02
 PULL_REPORT_ROWS = 64
 MAP_TTL_S = 24 * 3600
@@ -234,6 +214,7 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     A result carries the records of its call; the caller writes them with its
     own, so pullers cost the object store nothing.
     """
+    map_id, puller = wire.task_id(map_id, "a map id"), wire.count(puller, "a puller number")
     function = _registered(function_id)
     keys = runtime.state().keys
     client = runtime.redis_bytes()
@@ -267,7 +248,7 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
             item = redo.pop(0) if redo else client.lmove(todo, inflight, "LEFT", "RIGHT")
             if item is None:
                 break
-            index, data = msgpack.unpackb(item)
+            index, data = wire.work_item(item)
             row = _run_one(session, function, data)
             rows.append(msgpack.packb([index, row, session.objects]))
             session.objects = {}
@@ -281,12 +262,9 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
 
 
 def _registered(function_id: str) -> Function:
-    function = Registry.get().lookup_function(function_id)
-    if not isinstance(function, Function):
-        raise LookupError(
-            f"function {function_id} is not registered on this worker; "
-            "list its module in ENACT_IMPORTS"
-        )
+    """The registered function a map names; ``UnregisteredResource`` if there is none."""
+    function = registered_target(Registry.get().function(function_id))
+    assert isinstance(function, Function)
     return function
 
 
@@ -295,7 +273,7 @@ def _run_one(session: calls.Session, function: Function, data: bytes) -> list[An
     root = calls.Frame(session, None, 1, None)
     token = calls.enter_frame(root)
     try:
-        call_args = unpack_value(data)
+        call_args = wire.call_args(data)
         try:
             output = function(*call_args.args, **call_args.kwargs)
         except Exception:
@@ -309,12 +287,14 @@ def _run_one(session: calls.Session, function: Function, data: bytes) -> list[An
     if node.raised_digest is not None:
         raised = session.objects.get(node.raised_digest)
         value = raised if raised is not None else session.store.get_object(node.raised_digest)
-    return node_row(node, value)
+    return wire.node_row(node, value)
 
 
 @app.task(name="enact.replay")
 def replay_invocation(digest: str, strict: bool = True) -> str:
     """Replay a recorded invocation; returns the new invocation's digest."""
+    digest = wire.digest(digest, "the invocation to replay")
+    strict = wire.flag(strict, "strict")
     store = runtime.store()
     with store:
         prefetch_children(store, digest)
@@ -325,4 +305,10 @@ def replay_invocation(digest: str, strict: bool = True) -> str:
 def raised_exception(data: bytes) -> BaseException:
     """The exception to raise for a recorded one (built-ins come back as themselves)."""
     exc = unpack_value(data)
-    return exc.to_builtin() if isinstance(exc, NativeException) else exc
+    if isinstance(exc, NativeException):
+        return exc.to_builtin()
+    if not isinstance(exc, BaseException):
+        raise DeserializationError(
+            f"a recorded exception must be an exception, got a {type(exc).__qualname__}"
+        )
+    return exc

@@ -167,13 +167,17 @@ def test_unregistered_function_can_be_invoked_but_not_replayed(store: enact.Stor
         inv.rewind().replay()
 
 
-def test_unregistered_module_level_function_is_found_by_name(store: enact.Store) -> None:
-    # Not required by the API (the original cannot do it): it is already imported,
-    # so replay finds it by name without importing anything.
+def test_unregistered_module_level_function_can_be_invoked_but_not_replayed(
+    store: enact.Store,
+) -> None:
+    # Being imported is not enough: stored data resolves only registered code, so
+    # a record cannot make a process run whatever it happens to have imported.
     inv = enact.invoke(flows.unregistered_roll, (6,))
-    replayed = inv.rewind(0).replay()
-    assert replayed.get_output() == inv.get_output()
-    assert flows.CALLS["roll_die"] == 1
+    assert 1 <= inv.get_output() <= 6
+    assert enact.invocation_summary(inv).startswith("->unregistered_roll(6) = ")
+    with pytest.raises(enact.UnregisteredResource, match=r"flows\.unregistered_roll.*register"):
+        inv.rewind(0).replay()
+    assert flows.CALLS["unregistered_roll"] == 1
 
 
 def test_invoke_rejects_what_it_cannot_call(store: enact.Store) -> None:

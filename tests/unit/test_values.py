@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import collections
+import collections.abc
 import dataclasses
+import enum
 import json
 import math
 import random
 import re
 import types
+import uuid
 from typing import Any
 
 import pytest
@@ -99,6 +102,21 @@ class Opaque:
 
 
 Pair = collections.namedtuple("Pair", "a b")
+
+
+@enact.register
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+@enact.register
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+registered_len = enact.register(len)
 
 
 def module_level_function(x: int) -> int:
@@ -231,20 +249,59 @@ def test_large_bytes_value(store: enact.Store) -> None:
 
 
 def test_types_round_trip(store: enact.Store) -> None:
-    value = [int, str, type(None), types.FunctionType, types.ModuleType, Opaque, Point, ValueError]
+    value = [int, str, type(None), ValueError, collections.abc.Sequence, Any, Point, Color]
     out = _roundtrip(store, value)
     assert all(a is b for a, b in zip(out, value)), out
 
 
-def test_functions_round_trip(store: enact.Store) -> None:
-    out = _roundtrip(store, [module_level_function, registered_function, len])
-    assert out[0] is module_level_function
-    assert out[1] is registered_function
-    assert out[2] is len
-    assert out[1](3) == 6
+def test_plain_classes_round_trip_once_registered(store: enact.Store) -> None:
+    # A fresh name per run: registration is by name, and the test runs once per store.
+    Unregistered = type(f"Unregistered{uuid.uuid4().hex}", (), {})
+
+    with store:
+        ref = enact.commit([Unregistered])
+        with pytest.raises(enact.UnregisteredResource, match="Unregistered.*register"):
+            ref.checkout()
+        enact.Registry.get().register_class(Unregistered)
+        assert ref.checkout() == [Unregistered]
 
 
-def test_modules_round_trip(store: enact.Store) -> None:
+def test_types_that_are_merely_imported_are_not_loaded(store: enact.Store) -> None:
+    # Not registered and not in the fixed table of built-in types.
+    for value in (types.FunctionType, types.ModuleType, Opaque, collections.OrderedDict):
+        with store:
+            ref = enact.commit(value)
+            with pytest.raises(enact.UnregisteredResource, match=value.__qualname__):
+                ref.checkout()
+
+
+def test_enum_members_round_trip(store: enact.Store) -> None:
+    out = _roundtrip(store, [Color.RED, Level.HIGH, {"c": Color.GREEN}])
+    assert out == [Color.RED, Level.HIGH, {"c": Color.GREEN}]
+    assert out[0] is Color.RED and type(out[1]) is Level
+    with store:
+        assert enact.commit(Color.RED) != enact.commit(Color.GREEN)
+
+
+def test_functions_round_trip_only_when_registered(store: enact.Store) -> None:
+    out = _roundtrip(store, [registered_function, registered_len])
+    assert out[0] is registered_function
+    assert out[0](3) == 6 and out[1]([1, 2]) == 2
+    for function in (module_level_function, max):
+        with store:
+            ref = enact.commit(function)
+            with pytest.raises(enact.UnregisteredResource, match=function.__name__):
+                ref.checkout()
+
+
+def test_modules_round_trip_once_registered(store: enact.Store) -> None:
+    fresh = types.ModuleType(f"enact_test_{uuid.uuid4().hex}")
+    with store:
+        ref = enact.commit({"fresh": fresh})
+        with pytest.raises(enact.UnregisteredResource, match=f"module '{fresh.__name__}'"):
+            ref.checkout()
+    enact.register(json)
+    enact.register(math)
     out = _roundtrip(store, {"json": json, "math": math})
     assert out["json"] is json and out["math"] is math
 
