@@ -291,13 +291,20 @@ def _type_name(t: Any) -> str:
 
 
 def typed_invokable(input_type: Any, output_type: Any) -> Callable[[type], type]:
-    """Declare an invokable's input and output types; calls then check both."""
+    """Declare an invokable's input and output types, and register the class.
+
+    Calls then check both types (``TypeError``). ``TypeError`` if the class is
+    not an ``Invokable`` or ``AsyncInvokable``.
+    """
 
     def decorate(cls: type) -> type:
+        if not isinstance(cls, type) or not issubclass(cls, (InvokableBase, AsyncInvokableBase)):
+            raise TypeError(f"typed_invokable needs an Invokable class, got {cls!r}")
         type.__setattr__(cls, "_enact_typed_input", input_type)
         type.__setattr__(cls, "_enact_typed_output", output_type)
         type.__setattr__(cls, "_enact_input_type", input_type)
         type.__setattr__(cls, "_enact_output_type", output_type)
+        Registry.get().register_type(cls)
         return cls
 
     return decorate

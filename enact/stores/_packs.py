@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import time
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ _PACK_HEADER = struct.Struct(">H")
 _U64 = struct.Struct(">Q")
 _ENTRY = struct.Struct(">32sIQI")
 _TRAILER_LEN = 32
+# The names new_id() and S3Backend.put give packs; an index naming anything else
+# is damaged or forged (it could otherwise point readers at any key).
+_PACK_NAME = re.compile(r"^[0-9]{20}-[0-9a-f]{12}-[0-9]{1,9}\.pack$")
 
 
 @dataclass(frozen=True)
@@ -156,10 +160,37 @@ def decode_index(data: bytes, where: str) -> Index:
         entries = list(_ENTRY.iter_unpack(body[pos:end]))
     except (struct.error, UnicodeDecodeError, ValueError) as exc:
         raise ObjectCorrupt(f"pack index {where} is malformed: {exc}") from exc
-    for _, pack_no, _, _ in entries:
-        if pack_no != LOOSE and pack_no >= pack_count:
+    for pack in packs:
+        if not _PACK_NAME.match(pack.name):
+            raise ObjectCorrupt(f"pack index {where} names an invalid pack {pack.name[:80]!r}")
+    for _, pack_no, offset, length in entries:
+        if pack_no == LOOSE:
+            continue
+        if pack_no >= pack_count:
             raise ObjectCorrupt(f"pack index {where} names pack {pack_no} of {pack_count}")
+        if offset < len(PACK_MAGIC) or offset + length > packs[pack_no].size:
+            raise ObjectCorrupt(
+                f"pack index {where} places an object at bytes {offset}-{offset + length} "
+                f"of {packs[pack_no].name}, which has {packs[pack_no].size}"
+            )
     return Index(packs, entries)
+
+
+def read_members(
+    body: bytes, size: int, members: Iterable[tuple[str, int, int]], where: str
+) -> dict[str, bytes]:
+    """The bytes of each ``(digest, offset, length)`` member of a whole pack.
+
+    ``ObjectCorrupt`` naming ``where`` if the pack is not one (no header) or not
+    the size its index recorded. The caller verifies each object's digest.
+    """
+    if len(body) != size or not body.startswith(PACK_MAGIC):
+        raise ObjectCorrupt(
+            f"pack {where} is corrupt: {len(body)} bytes"
+            + ("" if body.startswith(PACK_MAGIC) else " without a pack header")
+            + f", its index records {size}"
+        )
+    return {digest: body[offset : offset + length] for digest, offset, length in members}
 
 
 def merge_ranges(

@@ -538,8 +538,9 @@ class S3Backend:
                 )
             self._cache_pack(key, body)
         if body is not None:
-            for digest, offset, length in members:
-                out[digest] = self._checked(digest, body[offset : offset + length], key, offset)
+            pieces = _packs.read_members(body, size, members, f"s3://{self.bucket}/{key}")
+            for digest, offset, _ in members:
+                out[digest] = self._checked(digest, pieces[digest], key, offset)
             return out
         spans = [(offset, length, i) for i, (_, offset, length) in enumerate(members)]
         for start, end, group in _packs.merge_ranges(spans, RANGE_GAP_BYTES, self.pack_max_bytes):

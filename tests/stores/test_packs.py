@@ -33,7 +33,7 @@ def test_packs_hold_every_object_at_its_offset(payloads: list[bytes], limit: int
 def test_index_round_trip() -> None:
     objects = _objects(b"a", b"bb", b"ccc")
     ((body, members),) = _packs.build_packs(objects, 1 << 20)
-    infos = [_packs.PackInfo("0001-x-0.pack", len(body))]
+    infos = [_packs.PackInfo(f"{_packs.new_id()}-0.pack", len(body))]
     big = digest_bytes(b"big")
     entries = [(d, 0, o, n) for d, o, n in members] + [(big, _packs.LOOSE, 0, 10 << 20)]
     index = _packs.decode_index(_packs.encode_index(infos, entries), "test")

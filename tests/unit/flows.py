@@ -201,6 +201,14 @@ def calls_breaks_own_state() -> int:
     return BreaksOwnState()()
 
 
+def plain_for_trust(x: int) -> int:
+    """Registered by ``enact.register(plain_for_trust)`` below; the name stays plain."""
+    return x
+
+
+registered_plain_for_trust = enact.register(plain_for_trust)
+
+
 def unregistered_roll(sides: int) -> int:
     """Not registered: can be invoked, but not replayed."""
     count("unregistered_roll")
