@@ -23,15 +23,29 @@ from enact.serialization import unpack_value
 from enact.store import Store, active_store, current_store
 
 
+def _printed(value: Any, text: Any = repr) -> str:
+    """``repr(value)`` (or ``text(value)``), or a stand-in if that fails.
+
+    Stored values may nest deeper than ``repr`` can recurse, or hold fields a
+    class's ``__repr__`` does not expect; a summary still prints the rest.
+    """
+    try:
+        return str(text(value))
+    except RecursionError:
+        return f"<{type(value).__qualname__} nested too deeply to print>"
+    except Exception as exc:
+        return f"<unprintable {type(value).__qualname__}: {type(exc).__name__}>"
+
+
 def _call_text(invokable: Any, call_input: Any, show_input: bool) -> str:
     if isinstance(invokable, BoundMethod):
-        name = getattr(invokable.function, "__name__", str(invokable.function))
-        head = f"{invokable.instance!r}.{name}"
+        name = getattr(invokable.function, "__name__", None) or _printed(invokable.function, str)
+        head = f"{_printed(invokable.instance)}.{name}"
     elif isinstance(invokable, ResourceBase):
-        head = repr(invokable)
+        head = _printed(invokable)
     else:
-        head = getattr(invokable, "__name__", None) or repr(invokable)
-    return f"{head}({call_input if show_input else '...'})"
+        head = getattr(invokable, "__name__", None) or _printed(invokable)
+    return f"{head}({_printed(call_input, str) if show_input else '...'})"
 
 
 def describe_call(
@@ -95,7 +109,7 @@ def _load(store: Store, digest: str) -> Any:
 def _raised_text(raised: Any) -> str:
     if isinstance(raised, NativeException):
         return f"{raised.type_name.rsplit('.', 1)[-1]}: {raised.str_representation}"
-    return f"{type(raised).__name__}: {raised}"
+    return f"{type(raised).__name__}: {_printed(raised, str)}"
 
 
 def invocation_summary(
@@ -113,7 +127,7 @@ def invocation_summary(
         )
         if node.output_digest is not None:
             if show_output:
-                text += f" = {store.checkout(node.output_digest)!r}"
+                text += f" = {_printed(store.checkout(node.output_digest))}"
         elif node.raised_digest is not None:
             text += f" raised {_raised_text(store.checkout(node.raised_digest))}"
         else:

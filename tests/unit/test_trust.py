@@ -291,3 +291,16 @@ def test_builtin_function_reference_names_the_function(store: enact.Store) -> No
         ref = enact.commit(BuiltinFunctionReference("posix", "system"))
         with pytest.raises(enact.UnregisteredResource, match="posix.system"):
             ref.checkout()
+
+
+def test_the_readme_registration_example_runs(python_env: dict[str, str], tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Trust boundary", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "registration.py"
+    script.write_text(code)
+    out = subprocess.run(
+        [sys.executable, str(script)], env=python_env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["Mood.CALM", "date"]

@@ -227,3 +227,47 @@ def test_the_worker_is_intact_after_the_attacks(worker: Any) -> None:
     # Celery's main() started from a task would print a second banner.
     assert log.count("ready.") == 1
     assert "UnregisteredResource" in log
+
+
+def test_worker_logs_hide_the_redis_password(tmp_path: Path, python_env: dict[str, str]) -> None:
+    """A worker and a client on a Redis that requires a password: no log line shows it,
+    nor does a worker given a wrong password."""
+    from tests.conftest import RedisServer
+    from tests.worker.conftest import Workers
+
+    secret = "pw-" + uuid.uuid4().hex
+    server = RedisServer(tmp_path / "redis", None, "--requirepass", secret).start()
+    env = dict(
+        python_env,
+        ENACT_REDIS_URL=f"redis://:{secret}@127.0.0.1:{server.port}/0",
+        ENACT_STORE_URL=f"file://{tmp_path / 'store'}",
+        ENACT_IMPORTS="tests.worker.flows",
+    )
+    pool = Workers(env, tmp_path)
+    try:
+        pool.start("locked", concurrency=2)
+        client = subprocess.run(
+            [sys.executable, "-m", "enact.cli", "submit", "tests.worker.flows:roll_sum", "2",
+             "--wait", "30"],
+            env=env, capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stderr
+        assert client.stdout.splitlines()[1] == "done"
+        wrong = f"{secret}-wrong"
+        pool.env = dict(env, ENACT_REDIS_URL=f"redis://:{wrong}@127.0.0.1:{server.port}/0")
+        pool.start("refused", wait=False)
+        deadline = time.monotonic() + 20
+        log = tmp_path / "refused.log"
+        while time.monotonic() < deadline:
+            text = log.read_text() if log.exists() else ""
+            if "Cannot connect" in text or "invalid password" in text.lower():
+                break
+            time.sleep(0.2)
+        pool.stop_all()
+        logs = {name: (tmp_path / f"{name}.log").read_text() for name in ("locked", "refused")}
+        assert "ready." in logs["locked"] and "ready." not in logs["refused"]
+        for text in (*logs.values(), client.stdout, client.stderr):
+            assert secret not in text
+    finally:
+        pool.stop_all()
+        server.stop()
