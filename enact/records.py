@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 _OPTIONAL_REF = (Ref, type(None))
+_RESPONSE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "invokable": Ref,
+    "output": _OPTIONAL_REF,
+    "raised": _OPTIONAL_REF,
+    "raised_here": bool,
+    "children": list,
+}
 
 
 @register
@@ -82,8 +89,10 @@ class Request(ImmutableResource):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Request:
-        check_fields(cls, fields, {"invokable": Ref, "input": Ref})
-        return cls(fields["invokable"], fields["input"])
+        invokable, call_input = fields.get("invokable"), fields.get("input")
+        if len(fields) != 2 or type(invokable) is not Ref or type(call_input) is not Ref:
+            check_fields(cls, fields, {"invokable": Ref, "input": Ref})  # raises, naming why
+        return cls(invokable, call_input)  # type: ignore[arg-type]
 
 
 @register
@@ -101,27 +110,22 @@ class Response(ImmutableResource):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Response:
-        check_fields(
-            cls,
-            fields,
-            {
-                "invokable": Ref,
-                "output": _OPTIONAL_REF,
-                "raised": _OPTIONAL_REF,
-                "raised_here": bool,
-                "children": list,
-            },
-        )
-        children = fields["children"]
-        if not all(type(child) is Ref for child in children):
-            raise DeserializationError("stored Response.children must hold only refs")
-        return cls(
-            fields["invokable"],
-            fields["output"],
-            fields["raised"],
-            fields["raised_here"],
-            children,
-        )
+        get = fields.get
+        invokable, output, raised = get("invokable"), get("output"), get("raised")
+        raised_here, children = get("raised_here"), get("children")
+        if (
+            len(fields) != 5
+            or type(invokable) is not Ref
+            or (output is not None and type(output) is not Ref)
+            or (raised is not None and type(raised) is not Ref)
+            or type(raised_here) is not bool
+            or type(children) is not list
+        ):
+            check_fields(cls, fields, _RESPONSE_FIELDS)  # raises, naming why
+        for child in children:  # type: ignore[union-attr]
+            if type(child) is not Ref:
+                raise DeserializationError("stored Response.children must hold only refs")
+        return cls(invokable, output, raised, raised_here, children)  # type: ignore[arg-type]
 
 
 @register
@@ -134,8 +138,10 @@ class Invocation(ImmutableResource):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Invocation:
-        check_fields(cls, fields, {"request": Ref, "response": Ref})
-        return cls(fields["request"], fields["response"])
+        request, response = fields.get("request"), fields.get("response")
+        if len(fields) != 2 or type(request) is not Ref or type(response) is not Ref:
+            check_fields(cls, fields, {"request": Ref, "response": Ref})  # raises, naming why
+        return cls(request, response)  # type: ignore[arg-type]
 
     # Accessors (each checks out from the current store) ----------------------
 

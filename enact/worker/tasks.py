@@ -18,6 +18,7 @@ from enact.digests import verify
 from enact.errors import DeserializationError, UnknownInputRequest
 from enact.invocations import Function, invoke
 from enact.records import NativeException
+from enact.redaction import redact
 from enact.registry import Registry
 from enact.replay import replay
 from enact.requests import answer_inputs, pending_input_requests, type_name
@@ -75,7 +76,7 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
                 on_checkpoint=_checkpointer(table, flow_id),
             )
         except Exception as exc:  # the flow cannot run at all (unregistered, diverged...)
-            table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {redact(exc)}")
             return "failed"
         status = _settle(table, state, store, flow_id, invocation)
         # Only now, with the resumed records written, are the answers spent: a
@@ -176,7 +177,7 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
         )
         return "done"
     raised = store.checkout(node.raised_digest) if node.raised_digest else None
-    error = str(raised) if raised is not None else "the flow ended without output"
+    error = redact(raised) if raised is not None else "the flow ended without output"
     table.update(flow_id, status="failed", head=invocation.digest, error=error)
     return "failed"
 
