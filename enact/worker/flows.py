@@ -33,7 +33,7 @@ from enact.errors import (
     UnknownFlow,
 )
 from enact.invocations import BoundFunction, Function
-from enact.records import BoundMethod, CallArgs, Invocation, Request
+from enact.records import BoundMethod, CallArgs, Invocation, Request, checkout_record
 from enact.requests import check_answer, pending_input_requests
 from enact.store import Store
 from enact.trust import worker_target
@@ -365,7 +365,7 @@ def start_target(store: Store, start: str) -> tuple[Any, tuple, dict]:
     """The callable, args and kwargs recorded in a flow's start request."""
     from enact.replay import call_for
 
-    request = store.checkout(start)
+    request = checkout_record(store, start, Request)
     return call_for(store.checkout(request.invokable), store.checkout(request.input))
 
 

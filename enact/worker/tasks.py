@@ -17,7 +17,7 @@ from enact import calls, config
 from enact.digests import verify
 from enact.errors import DeserializationError, UnknownInputRequest
 from enact.invocations import Function, invoke
-from enact.records import NativeException
+from enact.records import Invocation, NativeException
 from enact.redaction import redact
 from enact.registry import Registry
 from enact.replay import replay
@@ -193,7 +193,13 @@ def prefetch_children(store: Store, digest: str) -> None:
     if len(missing) < 2:
         return
     invocations = [unpack_value(data) for data in store.get_objects(missing)]
-    records = [d for inv in invocations for d in (inv.request.digest, inv.response.digest)]
+    # Only a prefetch: anything that is not an invocation is reported when replay loads it.
+    records = [
+        d
+        for inv in invocations
+        if type(inv) is Invocation
+        for d in (inv.request.digest, inv.response.digest)
+    ]
     store.get_objects(records)
 
 

@@ -216,6 +216,24 @@ def test_malformed_task_messages_fail_cleanly(worker: Any, task: Any, args: tupl
     result.forget()
 
 
+def test_records_of_the_wrong_kind_fail_cleanly(worker: Any) -> None:
+    store = runtime.store()
+    with store:
+        not_a_request = store.commit(["not", "a", "request"]).digest
+    table = FlowTable(runtime.state())
+    flow_id = uuid.uuid4().hex[:20]
+    table.create(flow_id, not_a_request, "crafted")
+    run_flow.apply_async((flow_id,))
+    flow = Flow(flow_id, table, store)
+    assert flow.wait(30) == "failed"
+    assert (flow.record().error or "").startswith("DeserializationError: object ")
+    result = replay_invocation.apply_async((not_a_request, True))
+    with pytest.raises(Exception) as info:
+        result.get(timeout=30)
+    assert type(info.value).__name__ == "DeserializationError", info.value
+    result.forget()
+
+
 def test_the_worker_is_intact_after_the_attacks(worker: Any) -> None:
     """Runs last: the attacks left one worker, still serving registered code."""
     flow = enact.worker.submit(flows.roll_sum, 3)
