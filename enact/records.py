@@ -44,12 +44,14 @@ class CallArgs(ImmutableResource):
     args: list
     kwargs: dict = field(default_factory=dict)
 
+    _enact_field_types = {"args": list, "kwargs": dict}
+
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> CallArgs:
-        check_fields(cls, fields, {"args": list, "kwargs": dict})
-        if not all(type(name) is str for name in fields["kwargs"]):
+        call_args = super().from_fields(fields)
+        if not all(type(name) is str for name in call_args.kwargs):
             raise DeserializationError("stored CallArgs.kwargs must have str keys")
-        return cls(fields["args"], fields["kwargs"])
+        return call_args
 
     def __str__(self) -> str:
         parts = [repr(a) for a in self.args]
@@ -65,18 +67,19 @@ class BoundMethod(ImmutableResource):
     instance: Any
     function: Any
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> BoundMethod:
-        check_fields(cls, fields, {"instance": object, "function": object})
-        if not callable(fields["function"]):
-            raise DeserializationError(
-                f"stored BoundMethod.function is a {type(fields['function']).__qualname__}, "
-                "not a function"
-            )
-        return cls(fields["instance"], fields["function"])
+    _enact_field_types = {"instance": object, "function": object}
 
     def __repr__(self) -> str:
         return f"{self.instance!r}.{getattr(self.function, '__name__', self.function)}"
+
+
+def _two_refs(cls: type, fields: Mapping[str, Any], first: str, second: str) -> tuple[Ref, Ref]:
+    """The two ref fields of a stored Request or Invocation, checked (a hot path:
+    the common case costs two lookups and three comparisons)."""
+    a, b = fields.get(first), fields.get(second)
+    if len(fields) != 2 or type(a) is not Ref or type(b) is not Ref:
+        check_fields(cls, fields, {first: Ref, second: Ref})  # raises, naming why
+    return a, b  # type: ignore[return-value]
 
 
 @register
@@ -89,10 +92,7 @@ class Request(ImmutableResource):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Request:
-        invokable, call_input = fields.get("invokable"), fields.get("input")
-        if len(fields) != 2 or type(invokable) is not Ref or type(call_input) is not Ref:
-            check_fields(cls, fields, {"invokable": Ref, "input": Ref})  # raises, naming why
-        return cls(invokable, call_input)  # type: ignore[arg-type]
+        return cls(*_two_refs(cls, fields, "invokable", "input"))
 
 
 @register
@@ -138,10 +138,7 @@ class Invocation(ImmutableResource):
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Invocation:
-        request, response = fields.get("request"), fields.get("response")
-        if len(fields) != 2 or type(request) is not Ref or type(response) is not Ref:
-            check_fields(cls, fields, {"request": Ref, "response": Ref})  # raises, naming why
-        return cls(request, response)  # type: ignore[arg-type]
+        return cls(*_two_refs(cls, fields, "request", "response"))
 
     # Accessors (each checks out from the current store) ----------------------
 
@@ -294,12 +291,7 @@ class NativeException(ExceptionResource):
     str_representation: str
     traceback: str = ""
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> NativeException:
-        check_fields(
-            cls, fields, {"type_name": str, "str_representation": str, "traceback": str}
-        )
-        return cls(fields["type_name"], fields["str_representation"], fields["traceback"])
+    _enact_field_types = {"type_name": str, "str_representation": str, "traceback": str}
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> NativeException:

@@ -138,6 +138,10 @@ class ResourceBase(abc.ABC):
 class Resource(ResourceBase):
     """Base class for ``@dataclass`` resources."""
 
+    # Set by a subclass to have ``from_fields`` check stored field types first
+    # (``check_fields``); enact's own records and wrappers do.
+    _enact_field_types: ClassVar[Mapping[str, type | tuple[type, ...]] | None] = None
+
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         names = cls.__dict__.get("_enact_field_names")
@@ -156,6 +160,9 @@ class Resource(ResourceBase):
 
     @classmethod
     def from_fields(cls: type[R], fields: Mapping[str, Any]) -> R:
+        expected = cls._enact_field_types  # type: ignore[attr-defined]
+        if expected is not None:
+            check_fields(cls, fields, expected)
         try:
             return cls(**fields)
         except TypeError:

@@ -15,11 +15,11 @@ import enum
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from enact.errors import DeserializationError
 from enact.registry import Registry, register
-from enact.resources import ImmutableResource, Resource, ResourceBase, check_fields
+from enact.resources import ImmutableResource, Resource, ResourceBase
 
 T = TypeVar("T")
 
@@ -76,10 +76,7 @@ class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: tuple) -> TupleWrapper:
         return cls(list(value))
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> TupleWrapper:
-        check_fields(cls, fields, {"values": list})
-        return cls(fields["values"])
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> tuple:
         return tuple(self.values)
@@ -107,10 +104,7 @@ class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: set) -> SetWrapper:
         return cls(_canonical_order(value))
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> SetWrapper:
-        check_fields(cls, fields, {"values": list})
-        return cls(fields["values"])
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> set:
         return set(self.values)
@@ -131,10 +125,7 @@ class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: igno
     def wrap(cls, value: frozenset) -> FrozenSetWrapper:
         return cls(_canonical_order(value))
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> FrozenSetWrapper:
-        check_fields(cls, fields, {"values": list})
-        return cls(fields["values"])
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> frozenset:
         return frozenset(self.values)
@@ -156,10 +147,7 @@ class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: type) -> TypeReference:
         return cls(value.__module__, value.__qualname__)
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> TypeReference:
-        check_fields(cls, fields, {"module": str, "qualname": str})
-        return cls(fields["module"], fields["qualname"])
+    _enact_field_types = {"module": str, "qualname": str}
 
     def unwrap(self) -> type:
         """The built-in or registered class; ``UnregisteredResource`` for any other."""
@@ -182,10 +170,7 @@ class GenericAliasReference(TypeWrapper[types.GenericAlias], ImmutableResource):
     def wrap(cls, value: Any) -> GenericAliasReference:
         return cls(typing.get_origin(value), list(typing.get_args(value)))
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> GenericAliasReference:
-        check_fields(cls, fields, {"origin": type, "args": list})
-        return cls(fields["origin"], fields["args"])
+    _enact_field_types = {"origin": type, "args": list}
 
     def unwrap(self) -> Any:
         return types.GenericAlias(self.origin, tuple(self.args))
@@ -206,10 +191,7 @@ class UnionReference(TypeWrapper[Any], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: Any) -> UnionReference:
         return cls(list(typing.get_args(value)))
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> UnionReference:
-        check_fields(cls, fields, {"args": list})
-        return cls(fields["args"])
+    _enact_field_types = {"args": list}
 
     def unwrap(self) -> Any:
         try:
@@ -239,10 +221,7 @@ class FunctionReference(TypeWrapper[types.FunctionType], ImmutableResource):  # 
     def wrap(cls, value: Any) -> FunctionReference:
         return cls(value.__module__, value.__qualname__)
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> FunctionReference:
-        check_fields(cls, fields, {"module": str, "qualname": str})
-        return cls(fields["module"], fields["qualname"])
+    _enact_field_types = {"module": str, "qualname": str}
 
     def unwrap(self) -> Any:
         """The registered (tracked) function; ``UnregisteredResource`` for any other."""
@@ -275,10 +254,7 @@ class ModuleReference(TypeWrapper[types.ModuleType], ImmutableResource):  # type
     def wrap(cls, value: types.ModuleType) -> ModuleReference:
         return cls(value.__name__)
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> ModuleReference:
-        check_fields(cls, fields, {"name": str})
-        return cls(fields["name"])
+    _enact_field_types = {"name": str}
 
     def unwrap(self) -> types.ModuleType:
         """The registered module; ``UnregisteredResource`` for any other."""
@@ -301,17 +277,14 @@ class EnumWrapper(TypeWrapper[enum.Enum], ImmutableResource):  # type: ignore[mi
     def wrap(cls, value: enum.Enum) -> EnumWrapper:
         return cls(type(value), value.name)
 
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> EnumWrapper:
-        check_fields(cls, fields, {"enum_type": type, "name": str})
-        if not issubclass(fields["enum_type"], enum.Enum):
-            raise DeserializationError(
-                f"stored enum member names the class {fields['enum_type'].__qualname__}, "
-                "which is not an Enum"
-            )
-        return cls(fields["enum_type"], fields["name"])
+    _enact_field_types = {"enum_type": type, "name": str}
 
     def unwrap(self) -> enum.Enum:
+        if not issubclass(self.enum_type, enum.Enum):
+            raise DeserializationError(
+                f"stored enum member names the class {self.enum_type.__qualname__}, "
+                "which is not an Enum"
+            )
         try:
             return self.enum_type[self.name]  # type: ignore[no-any-return]
         except KeyError:

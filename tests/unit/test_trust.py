@@ -54,24 +54,14 @@ class AddOne(enact.Invokable):
 
 
 @pytest.mark.parametrize("name", list(crafted.dangerous_targets("unused")))
-def test_a_reference_to_unregistered_code_does_not_resolve(
-    store: enact.Store, name: str, tmp_path: Path
-) -> None:
-    marker = tmp_path / "marker"
-    reference, _ = crafted.dangerous_targets(marker)[name]
-    with store:
-        ref = enact.commit(reference)
-        with pytest.raises(enact.UnregisteredResource, match="is not registered"):
-            ref.checkout()
-
-
-@pytest.mark.parametrize("name", list(crafted.dangerous_targets("unused")))
-def test_replaying_a_crafted_record_runs_nothing(
+def test_crafted_references_to_unregistered_code_neither_load_nor_run(
     store: enact.Store, name: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     reference, args = crafted.dangerous_targets(marker)[name]
     with store:
+        with pytest.raises(enact.UnregisteredResource, match="is not registered"):
+            enact.commit(reference).checkout()
         recorded = crafted.invocation(store, reference, args)
         with pytest.raises(enact.UnregisteredResource, match=r"\.|lambda"):
             recorded.replay()
