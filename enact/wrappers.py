@@ -242,7 +242,7 @@ class BuiltinFunctionReference(FunctionReference):
 @register
 @dataclass(frozen=True)
 class ModuleReference(TypeWrapper[types.ModuleType], ImmutableResource):  # type: ignore[misc]
-    """A module, stored by name; loads only modules already imported."""
+    """A module, stored by name; loads only modules registered with ``enact.register``."""
 
     name: str
 
