@@ -4,6 +4,12 @@ Local:
     enact run examples/dice.py:roll_sum 3     run and record a call, print its summary
     enact show REF                            summary of a stored invocation
 
+Storage upkeep (see README, "Garbage collection"):
+    enact gc [--dry-run] [--grace 1h]         delete what no ref, flow or pin reaches
+    enact fsck [--repair]                     verify every object; move damage aside
+    enact pin REF|FLOW [--name N] | --list    keep something (and all it links to)
+    enact unpin NAME|REF                      stop keeping it
+
 Cluster (``ENACT_*`` configuration, see README):
     enact worker [celery worker options]      start a worker
     enact submit module:function ARGS...      start a flow, print its id
@@ -23,6 +29,7 @@ import importlib
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -192,6 +199,102 @@ def _cmd_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Progress:
+    """Progress lines on stderr, at most one a second."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, phase: str, count: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            print(
+                f"{self.command}: {phase} {count:,} ({now - self.started:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _gc_roots(args: argparse.Namespace) -> list[Any]:
+    """Root sources besides the store's pins: the cluster's refs and flows in Redis."""
+    if args.no_redis:
+        return []
+    try:
+        import enact.worker
+    except ImportError as exc:
+        raise SystemExit(
+            f"enact: gc reads refs and flows from Redis to know what is live, which needs "
+            f"pip install 'enact[worker]' ({exc}); pass --no-redis if this store has none"
+        ) from None
+    roots = enact.worker.gc_roots()
+    roots[0].ping()  # fail here, before anything else, if Redis cannot be read
+    return roots
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    import enact.gc
+
+    progress = _Progress("gc")
+    if args.compact_only:
+        report = enact.gc.compact(args.store, progress=progress)
+        print(f"compacted {report.store}: indexes {report.indexes_before} -> "
+              f"{report.indexes_after} ({report.seconds['total']:.2f}s)")  # fmt: skip
+        return 0
+    grace = None if args.grace is None else enact.gc.parse_duration(args.grace)
+    report = enact.gc.collect(
+        args.store,
+        _gc_roots(args),
+        grace_s=grace,
+        dry_run=args.dry_run,
+        offline=args.offline,
+        allow_damaged=args.allow_damaged,
+        progress=progress,
+    )
+    print(report.summary())
+    return 0
+
+
+def _cmd_fsck(args: argparse.Namespace) -> int:
+    import enact.gc
+
+    report = enact.gc.fsck(args.store, repair=args.repair, progress=_Progress("fsck"))
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _cmd_pin(args: argparse.Namespace) -> int:
+    import enact.gc
+    from enact.digests import is_digest
+
+    if args.list:
+        for name, digest in sorted(enact.gc.pins(args.store).items()):
+            print(f"{name}  {digest}" if name != digest else digest)
+        return 0
+    if not args.target:
+        raise SystemExit("enact: pin needs a REF (a digest) or a FLOW id, or --list")
+    target, name = args.target, args.name
+    if not is_digest(target):
+        from enact.worker.gcroots import flow_pin_target
+
+        target, name = flow_pin_target(args.target), name or f"flow-{args.target}"
+    try:
+        pinned = enact.gc.pin(args.store, target, name)
+    except ValueError as exc:  # a malformed pin name
+        raise SystemExit(f"enact: {exc}") from None
+    print(f"pinned {target}" + (f" as {pinned}" if pinned != target else ""))
+    return 0
+
+
+def _cmd_unpin(args: argparse.Namespace) -> int:
+    import enact.gc
+
+    for name in enact.gc.unpin(args.store, args.name):
+        print(f"unpinned {name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="enact", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +331,53 @@ def build_parser() -> argparse.ArgumentParser:
     answer = sub.add_parser("answer", help="answer an input request")
     answer.add_argument("request")
     answer.add_argument("value")
+
+    store_help = "store URL (default: $ENACT_STORE_URL or file:.enact)"
+    gc = sub.add_parser("gc", help="delete what no ref, flow or pin reaches and is old enough")
+    gc.add_argument("--store", help=store_help)
+    gc.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
+    gc.add_argument(
+        "--grace",
+        metavar="DURATION",
+        help="keep everything younger than this (default $ENACT_GC_GRACE_S or 1h; e.g. 90m, 2d)",
+    )
+    gc.add_argument(
+        "--offline",
+        action="store_true",
+        help="nothing writes to the store meanwhile: any grace is allowed (even 0)",
+    )
+    gc.add_argument(
+        "--allow-damaged",
+        action="store_true",
+        help="collect even if reachable objects are missing or corrupt (treated as leaves)",
+    )
+    gc.add_argument(
+        "--no-redis",
+        action="store_true",
+        help="the store has no refs or flows in Redis: pins are the only roots",
+    )
+    gc.add_argument(
+        "--compact-only", action="store_true", help="only merge S3 indexes; delete nothing"
+    )
+
+    fsck = sub.add_parser("fsck", help="verify every stored object and index")
+    fsck.add_argument("--store", help=store_help)
+    fsck.add_argument(
+        "--repair",
+        action="store_true",
+        help="move damaged copies aside (so committing again repairs them), restore from "
+        "good copies, re-index packs of unreadable indexes",
+    )
+
+    pin = sub.add_parser("pin", help="keep an object or a flow's records (and all they link to)")
+    pin.add_argument("target", nargs="?", help="a digest, or a flow id")
+    pin.add_argument("--name", help="the pin's name (default: the digest, or flow-ID)")
+    pin.add_argument("--list", action="store_true", help="list the pins")
+    pin.add_argument("--store", help=store_help)
+
+    unpin = sub.add_parser("unpin", help="remove a pin (by name, or every pin of a digest)")
+    unpin.add_argument("name")
+    unpin.add_argument("--store", help=store_help)
     return parser
 
 
@@ -245,6 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "flows": _cmd_flows,
         "inputs": _cmd_inputs,
         "answer": _cmd_answer,
+        "gc": _cmd_gc,
+        "fsck": _cmd_fsck,
+        "pin": _cmd_pin,
+        "unpin": _cmd_unpin,
     }
     try:
         return handlers[args.command](args)

@@ -238,3 +238,12 @@ def cache_url(env: Mapping[str, str] | None = None) -> str | None:
 def cache_ttl_s(env: Mapping[str, str] | None = None) -> float:
     """How long a cached object lives in the shared cache (0 turns the cache off)."""
     return _number(env, ENV_CACHE_TTL_S, DEFAULT_CACHE_TTL_S)
+
+
+ENV_GC_GRACE_S = "ENACT_GC_GRACE_S"
+DEFAULT_GC_GRACE_S = 3600.0
+
+
+def gc_grace_s(env: Mapping[str, str] | None = None) -> float:
+    """How old an unreachable object must be before gc deletes it (seconds)."""
+    return _number(env, ENV_GC_GRACE_S, DEFAULT_GC_GRACE_S)

@@ -12,7 +12,8 @@ The hierarchy::
     │   │   ├── ObjectMissing (KeyError)  no object stored for the digest
     │   │   └── ObjectCorrupt             the stored bytes do not hash to the digest
     │   ├── StoreUnavailable              a server could not be reached
-    │   └── ConflictError                 a compare-and-set lost a race
+    │   ├── ConflictError                 a compare-and-set lost a race
+    │   └── GcError                       gc refused to delete (damage, a short grace)
     ├── RegistryError                     registration and type lookup
     │   ├── InvalidRegistration (TypeError)  a class or function enact cannot register
     │   └── UnregisteredResource          stored data names an unknown type
@@ -86,6 +87,10 @@ class StoreUnavailable(StoreError):
 
 class ConflictError(StoreError):
     """A compare-and-set update found a different value than expected."""
+
+
+class GcError(StoreError):
+    """Garbage collection stopped before deleting anything, and says why."""
 
 
 class RegistryError(EnactError):

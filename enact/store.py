@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from enact.backend import Backend, describe
+from enact.backend import KNOWN_DIGESTS_TTL_S, Backend, describe
 from enact.digests import digest_bytes, is_digest, verify
-from enact.errors import ObjectMissing, RefError, StoreError
+from enact.errors import ObjectCorrupt, ObjectMissing, RefError, StoreError
 from enact.redaction import redact, safe_cause
 from enact.refs import Ref
 from enact.registry import shown
@@ -26,6 +28,8 @@ from enact.serialization import pack_value, unpack_value
 
 if TYPE_CHECKING:
     import os
+
+log = logging.getLogger(__name__)
 
 _stores: contextvars.ContextVar[tuple[Store, ...]] = contextvars.ContextVar(
     "enact_stores", default=()
@@ -76,8 +80,12 @@ class Store:
         self._values: dict[str, Any] = {}
         # Nodes of invocations recorded or loaded through this store (enact.calls),
         # and digests known to be in the backend, so they are not written twice.
+        # The known digests are forgotten every KNOWN_DIGESTS_TTL_S: a record may
+        # link an object without writing it only if this store wrote it lately,
+        # which is what keeps a concurrent gc from deleting it (enact.backend).
         self.nodes: dict[str, Any] = {}
         self.known_digests: set[str] = set()
+        self._known_since = time.monotonic()
         self._lock = threading.Lock()
         # The memory backend keeps the very bytes we gave it; caching them again
         # would only double the memory.
@@ -172,6 +180,10 @@ class Store:
             objects = {**staged, **objects}
         if not objects:
             return
+        now = time.monotonic()
+        if now - self._known_since > KNOWN_DIGESTS_TTL_S:
+            self.known_digests.clear()  # in place: running sessions share the set
+            self._known_since = now
         try:
             self.backend.put(objects)
         except BaseException:
@@ -212,11 +224,26 @@ class Store:
                 digest = digests[i]
                 if data is None:
                     raise ObjectMissing(f"no object {digest} in store {describe(self.backend)}")
-                verify(digest, data, describe(self.backend))
+                try:
+                    verify(digest, data, describe(self.backend))
+                except ObjectCorrupt as exc:
+                    raise ObjectCorrupt(f"{exc}{self._contain(digest, data)}") from None
                 out[i] = data
                 if self._use_cache:
                     self._remember(digest, data)
         return out  # type: ignore[return-value]
+
+    def _contain(self, digest: str, data: bytes) -> str:
+        """Move a damaged copy aside if the backend can; a note for the error message."""
+        quarantine = getattr(self.backend, "quarantine", None)
+        if quarantine is None:
+            return ""
+        try:
+            quarantine({digest: data})
+        except Exception as exc:  # containment is best effort; the error still stands
+            log.warning("could not move damaged object %s aside: %s", digest, exc)
+            return ""
+        return "; the damaged copy was moved aside, so committing the value again repairs it"
 
     def has_objects(self, digests: Sequence[str]) -> list[bool]:
         return self.backend.has(digests)

@@ -7,7 +7,13 @@ scripts beside ``redis.py`` receive every key they touch in ``KEYS``.
 
 The schema (``P`` is the prefix)::
 
-    P:obj:<digest>           string  the packed bytes of one object (RedisBackend)
+    P:obj:<digest>           string  the packed bytes of one object (RedisBackend,
+                                     and the object cache in front of S3)
+    P:objtime                zset    digest -> server time its object was last
+                                     written (RedisBackend; gc deletes only old ones)
+    P:quarantine:<digest>    string  bytes found corrupt, moved aside; expire in 7 days
+    P:pins                   hash    pin name -> digest it keeps alive (RedisBackend)
+    P:gc:lock                string  owner of the running gc or fsck repair; expires
     P:refs                   hash    ref name -> digest it points at
     P:refhist:<name>         list    "<digest> <unix time>" per change of the ref,
                                      newest first, capped (RedisState.history_limit)
@@ -58,6 +64,22 @@ class RedisKeys:
 
     def object(self, digest: str) -> str:
         return f"{self.prefix}:obj:{digest}"
+
+    def object_times(self) -> str:
+        return f"{self.prefix}:objtime"
+
+    def objects_pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every object key under the prefix."""
+        return _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":obj:*"
+
+    def quarantine(self, digest: str) -> str:
+        return f"{self.prefix}:quarantine:{digest}"
+
+    def pins(self) -> str:
+        return f"{self.prefix}:pins"
+
+    def gc_lock(self) -> str:
+        return f"{self.prefix}:gc:lock"
 
     def refs(self) -> str:
         return f"{self.prefix}:refs"

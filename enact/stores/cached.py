@@ -8,17 +8,23 @@ the cache never holds what the backend lacks), reads the cache first and fills
 it from the backend on a miss. Cached objects expire after ``ttl_s``.
 
 The cache is only a cache: every object stays in the backend, a failing or
-flushed cache costs speed, never data, and ``Store`` still verifies every digest
-it reads. Give it a Redis whose memory policy may evict (``allkeys-lru``) when
-the broker's Redis must not (``noeviction``): ``ENACT_CACHE_URL``.
+flushed cache costs speed, never data. A cached entry that does not hash to its
+digest is dropped and the object read from the backend, so a damaged cache entry
+is never reported as damage in the backend. Give it a Redis whose memory policy
+may evict (``allkeys-lru``) when the broker's Redis must not (``noeviction``):
+``ENACT_CACHE_URL``.
+
+Maintenance (gc, fsck, pins) goes to the backend itself, so the cache never
+hides what is in S3; fsck may use a cached copy to repair a damaged one there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Mapping, Sequence
 
-from enact.backend import Backend, describe
+from enact.backend import LOCK_TTL_S, Backend, Inventory, describe
 from enact.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,20 @@ class CachedBackend:
 
     def get(self, digests: Sequence[str]) -> list[bytes | None]:
         out = self._cache_get(digests)
+        damaged = [
+            digests[i]
+            for i, data in enumerate(out)
+            if data is not None and hashlib.sha256(data).hexdigest() != digests[i]
+        ]
+        if damaged:
+            log.warning(
+                "dropped %d object cache entries that fail their digest (first %s); "
+                "reading them from %s",
+                len(damaged), damaged[0], self.url,
+            )  # fmt: skip
+            self._cache_drop(damaged)
+            bad = set(damaged)
+            out = [None if d in bad else data for d, data in zip(digests, out)]
         missing = [i for i, data in enumerate(out) if data is None]
         if missing:
             fetched = self.backend.get([digests[i] for i in missing])
@@ -79,6 +99,45 @@ class CachedBackend:
         except Exception as exc:  # a cache that fails is a cache that misses
             log.warning("object cache unavailable, reading from %s: %s", self.url, redact(exc))
             return [None] * len(digests)
+
+    def cached(self, digests: Sequence[str]) -> list[bytes | None]:
+        """Cache entries that hash to their digest (``None`` elsewhere); a repair source."""
+        out = self._cache_get(digests)
+        return [
+            data if data is not None and hashlib.sha256(data).hexdigest() == d else None
+            for d, data in zip(digests, out)
+        ]
+
+    def _cache_drop(self, digests: Sequence[str]) -> None:
+        try:
+            self.client.delete(*(self.keys.object(d) for d in digests))
+        except Exception as exc:
+            log.warning("object cache delete failed: %s", exc)
+
+    # -- maintenance goes to the backend ----------------------------------------
+
+    def _maintained(self) -> Any:
+        if not hasattr(self.backend, "inventory"):
+            raise TypeError(f"{self.backend!r} supports no gc, fsck or pins")
+        return self.backend
+
+    def inventory(self, cutoff_s: float, *, dry_run: bool = False) -> Inventory:
+        return self._maintained().inventory(cutoff_s, dry_run=dry_run)  # type: ignore[no-any-return]
+
+    def pins(self) -> dict[str, str]:
+        return self._maintained().pins()  # type: ignore[no-any-return]
+
+    def set_pin(self, name: str, digest: str) -> None:
+        self._maintained().set_pin(name, digest)
+
+    def remove_pin(self, name: str) -> bool:
+        return self._maintained().remove_pin(name)  # type: ignore[no-any-return]
+
+    def lock_maintenance(self, owner: str, ttl_s: float = LOCK_TTL_S) -> None:
+        self._maintained().lock_maintenance(owner, ttl_s)
+
+    def unlock_maintenance(self, owner: str) -> None:
+        self._maintained().unlock_maintenance(owner)
 
     def _cache_put(self, objects: Mapping[str, bytes]) -> None:
         if not objects:

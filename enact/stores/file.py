@@ -1,31 +1,70 @@
 """A directory of packed objects, sharded by digest prefix.
 
-Layout: ``ROOT/objects/ab/cd/<digest>``. Every write goes to a unique temporary
-file in the target directory and is renamed into place, so readers never see a
-partial object and two processes writing the same digest both succeed (the rename
-is atomic and both files hold identical bytes). Nothing here unpickles anything:
-objects are opaque bytes, verified by ``Store`` on read.
+Layout under ``ROOT``::
+
+    objects/ab/cd/<digest>    one object; its mtime is when it was last written
+    pins/<name>               a pin: the digest it keeps alive (enact pin)
+    quarantine/<digest>.<t>   copies found corrupt, moved aside (kept for inspection)
+    trash/                    where gc moves a file for the instant before deleting it
+    gc.lock                   held by a running gc or fsck repair
+
+Every write goes to a unique temporary file in the target directory and is
+renamed into place, so readers never see a partial object and two processes
+writing the same digest both succeed (the rename is atomic and both files hold
+identical bytes). Nothing here unpickles anything: objects are opaque bytes,
+verified by ``Store`` on read.
+
+Garbage collection (``enact.gc``) relies on two rules kept here. A ``put`` trusts
+an existing file only if it was written within ``REUSE_HORIZON_S``; an older one
+is written again, which refreshes its mtime (and repairs it if it rotted). And gc
+deletes a file by first renaming it into ``trash/``, then checking its mtime: a
+file a writer refreshed between gc's plan and the rename is put back, and a
+writer that finds the file gone writes it anew. So a racing writer loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import secrets
+import socket
+import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
-from enact.errors import StoreError
+from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
+from enact.errors import ConflictError, StoreError
+
+log = logging.getLogger(__name__)
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_digest_name(name: str) -> bool:
+    return len(name) == 64 and not set(name) - _HEX
 
 
 class FileBackend:
     """Stores packed objects as files under ``root_dir``."""
 
-    def __init__(self, root_dir: str | os.PathLike[str], fsync: bool = False) -> None:
+    def __init__(
+        self,
+        root_dir: str | os.PathLike[str],
+        fsync: bool = False,
+        *,
+        reuse_horizon_s: float = REUSE_HORIZON_S,
+    ) -> None:
         self.root = Path(root_dir).expanduser().absolute()
         self.objects_dir = self.root / "objects"
+        self.pins_dir = self.root / "pins"
+        self.quarantine_dir = self.root / "quarantine"
+        self.trash_dir = self.root / "trash"
+        self.lock_path = self.root / "gc.lock"
         self.fsync = fsync
+        self.reuse_horizon_s = reuse_horizon_s
         self._made_dirs: set[str] = set()
 
     @property
@@ -53,10 +92,17 @@ class FileBackend:
         return out
 
     def put(self, objects: Mapping[str, bytes]) -> None:
+        """Write each object unless a copy written within the reuse horizon exists."""
+        trusted_after = time.time() - self.reuse_horizon_s
         for digest, data in objects.items():
             path = self.path_for(digest)
-            if path.is_file():
-                continue  # content-addressed: the same digest means the same bytes
+            try:
+                if os.stat(path).st_mtime >= trusted_after:
+                    continue  # content-addressed: the same digest means the same bytes
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError as exc:
+                raise StoreError(f"cannot check object {digest} in {self.root}: {exc}") from exc
             try:
                 self._write_atomic(path, data)
             except OSError as exc:
@@ -71,11 +117,14 @@ class FileBackend:
         # Mode 0o666 lets the umask decide who may read, as for any open(); unlike
         # mkstemp, which would make objects readable by their writer only.
         tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
-        try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
-        except FileNotFoundError:  # the directory was removed since we made it
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        for attempt in range(3):
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+                break
+            except FileNotFoundError:  # gc removed the emptied directory since we made it
+                if attempt == 2:
+                    raise
+                os.makedirs(directory, exist_ok=True)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -90,5 +139,250 @@ class FileBackend:
                 pass
             raise
 
+    # -- containment ----------------------------------------------------------
+
+    def quarantine(self, damaged: Mapping[str, bytes]) -> list[str]:
+        """Move files holding these damaged bytes into ``quarantine/``.
+
+        The digest then reads as missing, so the next ``put`` of it, from any
+        process, writes a good copy. A file that hashes correctly once moved (a
+        writer repaired it meanwhile) is put back. Returns one line per file moved.
+        """
+        done = []
+        for digest in damaged:
+            path = self.path_for(digest)
+            aside = self.quarantine_dir / f"{digest}.{int(time.time())}-{secrets.token_hex(3)}"
+            try:
+                self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot move damaged object %s aside: %s", path, exc)
+                continue
+            if hashlib.sha256(aside.read_bytes()).hexdigest() == digest:
+                _restore(aside, path)  # repaired by a writer since it was read
+                continue
+            log.warning("moved damaged object %s to %s", digest, aside)
+            done.append(f"moved damaged {path} to {aside}")
+        return done
+
+    # -- maintenance (enact.gc) ------------------------------------------------
+
+    def inventory(self, cutoff_s: float, *, dry_run: bool = False) -> FileInventory:
+        return FileInventory(self, cutoff_s)
+
+    def pins(self) -> dict[str, str]:
+        out = {}
+        try:
+            entries = list(os.scandir(self.pins_dir))
+        except FileNotFoundError:
+            return {}
+        for entry in entries:
+            if entry.name.startswith(".tmp-"):
+                continue
+            try:
+                out[entry.name] = Path(entry.path).read_text().strip()
+            except FileNotFoundError:
+                continue
+        return out
+
+    def set_pin(self, name: str, digest: str) -> None:
+        self._made_dirs.discard(str(self.pins_dir))
+        self._write_atomic(self.pins_dir / name, f"{digest}\n".encode())
+
+    def remove_pin(self, name: str) -> bool:
+        try:
+            os.unlink(self.pins_dir / name)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def lock_maintenance(self, owner: str, ttl_s: float = LOCK_TTL_S) -> None:
+        body = json.dumps(
+            {"owner": owner, "host": socket.gethostname(), "expires": time.time() + ttl_s}
+        ).encode()
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_path, _CREATE_FLAGS, 0o666)
+            except FileExistsError:
+                holder = _read_lock(self.lock_path)
+                if holder is None:
+                    continue  # released meanwhile
+                if holder.get("owner") == owner:
+                    self._made_dirs.add(str(self.root))
+                    self._write_atomic(self.lock_path, body)  # renew
+                    return
+                if float(holder.get("expires", 0)) < time.time():
+                    log.warning("breaking the expired gc lock %s of %s", self.lock_path, holder)
+                    try:
+                        os.unlink(self.lock_path)
+                    except FileNotFoundError:
+                        pass
+                    continue
+                raise ConflictError(
+                    f"another gc or fsck ({holder.get('owner')} on {holder.get('host')}) "
+                    f"holds {self.lock_path} until {time.ctime(float(holder['expires']))}; "
+                    "wait for it, or delete that file if it crashed"
+                ) from None
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+            return
+        raise ConflictError(f"could not take the gc lock {self.lock_path}")
+
+    def unlock_maintenance(self, owner: str) -> None:
+        holder = _read_lock(self.lock_path)
+        if holder is not None and holder.get("owner") == owner:
+            try:
+                os.unlink(self.lock_path)
+            except FileNotFoundError:
+                pass
+
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"owner": "?", "expires": 0}  # unreadable: treat as expired
+    return value if isinstance(value, dict) else {"owner": "?", "expires": 0}
+
+
+def _restore(aside: Path, path: Path) -> None:
+    """Put a file moved aside back, unless a writer has written the path anew."""
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # its directory went away: recreate it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+    os.unlink(aside)
+
+
+class FileInventory:
+    """A snapshot of a file store's objects with their mtimes and sizes."""
+
+    def __init__(self, backend: FileBackend, cutoff_s: float) -> None:
+        self.backend = backend
+        self.cutoff_s = cutoff_s
+        self.objects: dict[str, tuple[float, int]] = {}  # digest -> (mtime, size)
+        self.stale_temps: list[tuple[Path, int]] = []
+        self._problems: list[str] = []
+        try:
+            shards = sorted(os.scandir(backend.objects_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            shards = []
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False):
+                self._problems.append(f"stray file {shard.path}")
+                continue
+            for sub in os.scandir(shard.path):
+                if not sub.is_dir(follow_symlinks=False):
+                    self._problems.append(f"stray file {sub.path}")
+                    continue
+                for entry in os.scandir(sub.path):
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # deleted while listing
+                    name = entry.name
+                    if name.startswith(".tmp-"):
+                        if st.st_mtime < cutoff_s:
+                            self.stale_temps.append((Path(entry.path), st.st_size))
+                    elif _is_digest_name(name) and name[:2] == shard.name and (
+                        name[2:4] == sub.name
+                    ):
+                        self.objects[name] = (st.st_mtime, st.st_size)
+                    else:
+                        self._problems.append(f"stray file {entry.path}")
+
+    def digests(self) -> Iterator[str]:
+        return iter(self.objects)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.objects
+
+    def young(self) -> Iterator[str]:
+        cutoff = self.cutoff_s
+        return (d for d, (mtime, _) in self.objects.items() if mtime >= cutoff)
+
+    def read(self, digests: Sequence[str]) -> list[bytes | None]:
+        return self.backend.get(digests)
+
+    def copies(self) -> Iterator[Copy]:
+        for digest in self.objects:
+            (data,) = self.backend.get([digest])
+            yield Copy(digest, str(self.backend.path_for(digest)), data)
+
+    def problems(self) -> list[str]:
+        return list(self._problems)
+
+    def plan(self, live: Collection[str] | None) -> Plan:
+        cutoff = self.cutoff_s
+        if live is None:
+            return Plan(objects=len(self.objects), detail=[])
+        condemned = [
+            d for d, (mtime, _) in self.objects.items() if mtime < cutoff and d not in live
+        ]
+        reclaim = sum(self.objects[d][1] for d in condemned)
+        reclaim += sum(size for _, size in self.stale_temps)
+        return Plan(
+            objects=len(self.objects),
+            delete_objects=len(condemned),
+            reclaim_bytes=reclaim,
+            detail=condemned,
+        )
+
+    def sweep(self, plan: Plan, progress: Callable[[str, int], None] | None = None) -> SweepResult:
+        backend = self.backend
+        result = SweepResult()
+        backend.trash_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(4)
+        for n, digest in enumerate(plan.detail, 1):
+            path = backend.path_for(digest)
+            aside = backend.trash_dir / f"{digest}.{token}"
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue  # deleted by someone else
+            try:
+                st = os.stat(aside)
+            except FileNotFoundError:
+                continue
+            if st.st_mtime >= self.cutoff_s:
+                _restore(aside, path)  # a writer refreshed it after the plan was made
+                result.kept_fresh += 1
+                continue
+            os.unlink(aside)
+            result.deleted_objects += 1
+            result.reclaimed_bytes += st.st_size
+            for directory in (path.parent, path.parent.parent):
+                try:
+                    directory.rmdir()  # only succeeds when empty
+                except OSError:
+                    break
+            if progress is not None and n % 1000 == 0:
+                progress("sweep", n)
+        for temp, size in self.stale_temps:
+            try:
+                os.unlink(temp)
+                result.reclaimed_bytes += size
+            except FileNotFoundError:
+                pass
+        try:
+            backend.trash_dir.rmdir()
+        except OSError:
+            pass
+        return result
+
+    def repair(self, damaged: Collection[str]) -> list[str]:
+        return self.backend.quarantine({d: b"" for d in damaged})

@@ -23,19 +23,23 @@ not Redis Cluster.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import urllib.parse
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Literal, Mapping, Sequence
 
 import redis
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
 from enact import config
+from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
+from enact.digests import is_digest
 from enact.errors import (
     ConfigError,
     ConflictError,
@@ -52,6 +56,9 @@ SOCKET_TIMEOUT_S = 10.0
 SOCKET_CONNECT_TIMEOUT_S = 2.0
 HISTORY_LIMIT = 1000
 BATCH = 500  # keys per pipeline round trip
+QUARANTINE_TTL_MS = 7 * 24 * 3600 * 1000
+
+log = logging.getLogger(__name__)
 
 Status = Literal["pending", "claimed", "answered"]
 _SCHEMES = ("redis", "rediss", "unix")
@@ -210,15 +217,32 @@ def _text(value: Any) -> str:
 
 
 class RedisBackend:
-    """The object ``Backend`` on Redis: ``P:obj:<digest>`` strings, pipelined batches."""
+    """The object ``Backend`` on Redis: ``P:obj:<digest>`` strings, batched writes.
+
+    Each object's last write time (server clock) is kept in ``P:objtime``, so
+    gc can tell old objects from young ones; see ``redis_obj_put.lua``.
+    """
 
     def __init__(
-        self, client: redis.Redis, prefix: str | None = None, *, url: str | None = None
+        self,
+        client: redis.Redis,
+        prefix: str | None = None,
+        *,
+        url: str | None = None,
+        reuse_horizon_s: float = REUSE_HORIZON_S,
     ) -> None:
         self._client = client
         self.keys = RedisKeys(config.redis_prefix(prefix))
         self._where = _client_where(client)
         self._url = redact_url(url) if url else f"redis://{self._where}"
+        self.reuse_horizon_s = reuse_horizon_s
+        self._put_script = client.register_script(_load_script("redis_obj_put.lua"))
+        self._delete_script = client.register_script(_load_script("redis_obj_delete.lua"))
+        self._quarantine_script = client.register_script(
+            _load_script("redis_obj_quarantine.lua")
+        )
+        self._lock_script = client.register_script(_load_script("redis_gc_lock.lua"))
+        self._unlock_script = client.register_script(_load_script("redis_gc_unlock.lua"))
 
     @classmethod
     def from_url(
@@ -238,6 +262,10 @@ class RedisBackend:
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
 
     def has(self, digests: Sequence[str]) -> list[bool]:
         out: list[bool] = []
@@ -259,17 +287,201 @@ class RedisBackend:
         return out
 
     def put(self, objects: Mapping[str, bytes]) -> None:
-        """Store objects with ``SET NX``: an existing digest already holds the same bytes."""
+        """Store objects; one written within the reuse horizon is trusted, not rewritten."""
         items = list(objects.items())
+        times = self.keys.object_times()
         with _errors(self._where, "writing objects"):
             for start in range(0, len(items), BATCH):
-                pipe = self._client.pipeline(transaction=False)
-                for digest, data in items[start : start + BATCH]:
-                    pipe.set(self.keys.object(digest), data, nx=True)
-                pipe.execute()
+                chunk = items[start : start + BATCH]
+                args: list[Any] = [repr(self.reuse_horizon_s)]
+                for digest, data in chunk:
+                    args += [digest, data]
+                keys = [times, *(self.keys.object(d) for d, _ in chunk)]
+                self._put_script(keys=keys, args=args)
+
+    # -- containment ----------------------------------------------------------
+
+    def quarantine(self, damaged: Mapping[str, bytes]) -> list[str]:
+        """Move objects still holding these damaged bytes to ``P:quarantine:<digest>``.
+
+        The digest then reads as missing, so the next put, from any process,
+        writes a good copy. Quarantined bytes expire after a week.
+        """
+        done = []
+        for digest, data in damaged.items():
+            keys = [
+                self.keys.object_times(),
+                self.keys.object(digest),
+                self.keys.quarantine(digest),
+            ]
+            args: list[Any] = [digest, hashlib.sha1(data).hexdigest(), QUARANTINE_TTL_MS]
+            with _errors(self._where, f"moving damaged object {digest} aside"):
+                moved = self._quarantine_script(keys=keys, args=args)
+            if moved:
+                log.warning("moved damaged object %s to %s", digest, keys[2])
+                done.append(f"moved damaged {keys[1]} to {keys[2]}")
+        return done
+
+    # -- maintenance (enact.gc) ------------------------------------------------
+
+    def inventory(self, cutoff_s: float, *, dry_run: bool = False) -> RedisInventory:
+        return RedisInventory(self, cutoff_s, dry_run)
+
+    def delete_condemned(self, digests: Sequence[str], cutoff_s: float) -> tuple[int, int, int]:
+        """Delete the objects among ``digests`` still last written before ``cutoff_s``.
+
+        Returns (objects deleted, bytes reclaimed, objects kept because fresh).
+        """
+        with _errors(self._where, "deleting objects"):
+            keys = [self.keys.object_times(), *(self.keys.object(d) for d in digests)]
+            deleted, size, fresh = self._delete_script(
+                keys=keys, args=[repr(cutoff_s), *digests]
+            )
+        return int(deleted), int(size), int(fresh)
+
+    def pins(self) -> dict[str, str]:
+        with _errors(self._where, "reading pins"):
+            raw = self._client.hgetall(self.keys.pins())
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def set_pin(self, name: str, digest: str) -> None:
+        with _errors(self._where, f"setting pin {name!r}"):
+            self._client.hset(self.keys.pins(), name, digest)
+
+    def remove_pin(self, name: str) -> bool:
+        with _errors(self._where, f"removing pin {name!r}"):
+            return bool(self._client.hdel(self.keys.pins(), name))
+
+    def lock_maintenance(self, owner: str, ttl_s: float = LOCK_TTL_S) -> None:
+        with _errors(self._where, "taking the gc lock"):
+            holder = _text(
+                self._lock_script(
+                    keys=[self.keys.gc_lock()], args=[owner, max(1000, int(ttl_s * 1000))]
+                )
+            )
+        if holder:
+            raise ConflictError(
+                f"another gc or fsck ({holder}) holds {self.keys.gc_lock()} on {self._where}; "
+                "wait for it, or delete that key if it crashed"
+            )
+
+    def unlock_maintenance(self, owner: str) -> None:
+        with _errors(self._where, "releasing the gc lock"):
+            self._unlock_script(keys=[self.keys.gc_lock()], args=[owner])
+
+    def server_time(self) -> float:
+        """The Redis server's clock (unix seconds): the clock of every object time here."""
+        with _errors(self._where, "reading the server time"):
+            return _seconds(self._client.time())
 
     def __repr__(self) -> str:
         return f"RedisBackend({self.url!r}, prefix={self.keys.prefix!r})"
+
+
+class RedisInventory:
+    """A snapshot of a Redis store's objects with their write times and sizes.
+
+    Objects with no recorded time (written before times were kept) are given the
+    current time, unless this is a dry run: they are young now and collectable
+    one grace period later.
+    """
+
+    def __init__(self, backend: RedisBackend, cutoff_s: float, dry_run: bool) -> None:
+        self.backend = backend
+        self.cutoff_s = cutoff_s
+        client, keys = backend.client, backend.keys
+        prefix_len = len(keys.object(""))
+        self.objects: dict[str, tuple[float, int]] = {}  # digest -> (time, size)
+        self._problems: list[str] = []
+        with _errors(backend._where, "listing objects"):
+            names = []
+            for key in client.scan_iter(match=keys.objects_pattern(), count=1000):
+                name = _text(key)[prefix_len:]
+                if is_digest(name):
+                    names.append(name)
+                else:
+                    self._problems.append(f"stray key {_text(key)}")
+            times = {
+                _text(d): float(score)
+                for d, score in client.zscan_iter(keys.object_times(), count=1000)
+            }
+            now = backend.server_time()
+            untimed = [d for d in names if d not in times]
+            if untimed and not dry_run:
+                for start in range(0, len(untimed), BATCH):
+                    pipe = client.pipeline(transaction=False)
+                    pipe.zadd(
+                        keys.object_times(),
+                        {d: now for d in untimed[start : start + BATCH]},
+                        nx=True,
+                    )
+                    pipe.execute()
+            for start in range(0, len(names), BATCH):
+                chunk = names[start : start + BATCH]
+                pipe = client.pipeline(transaction=False)
+                for digest in chunk:
+                    pipe.strlen(keys.object(digest))
+                for digest, size in zip(chunk, pipe.execute()):
+                    self.objects[digest] = (times.get(digest, now), int(size))
+        present = set(self.objects)
+        self.stale_times = [d for d in times if d not in present]
+
+    def digests(self) -> Iterator[str]:
+        return iter(self.objects)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.objects
+
+    def young(self) -> Iterator[str]:
+        cutoff = self.cutoff_s
+        return (d for d, (t, _) in self.objects.items() if t >= cutoff)
+
+    def read(self, digests: Sequence[str]) -> list[bytes | None]:
+        return self.backend.get(digests)
+
+    def copies(self) -> Iterator[Copy]:
+        names = list(self.objects)
+        for start in range(0, len(names), BATCH):
+            chunk = names[start : start + BATCH]
+            for digest, data in zip(chunk, self.backend.get(chunk)):
+                yield Copy(digest, self.backend.keys.object(digest), data)
+
+    def problems(self) -> list[str]:
+        return list(self._problems)
+
+    def plan(self, live: Collection[str] | None) -> Plan:
+        cutoff = self.cutoff_s
+        if live is None:
+            return Plan(objects=len(self.objects), detail=[])
+        condemned = [d for d, (t, _) in self.objects.items() if t < cutoff and d not in live]
+        return Plan(
+            objects=len(self.objects),
+            delete_objects=len(condemned),
+            reclaim_bytes=sum(self.objects[d][1] for d in condemned),
+            detail=condemned,
+        )
+
+    def sweep(self, plan: Plan, progress: Callable[[str, int], None] | None = None) -> SweepResult:
+        result = SweepResult()
+        condemned: list[str] = list(plan.detail) + self.stale_times
+        for start in range(0, len(condemned), BATCH):
+            deleted, size, fresh = self.backend.delete_condemned(
+                condemned[start : start + BATCH], self.cutoff_s
+            )
+            result.deleted_objects += deleted
+            result.reclaimed_bytes += size
+            result.kept_fresh += fresh
+            if progress is not None:
+                progress("sweep", min(start + BATCH, len(condemned)))
+        return result
+
+    def repair(self, damaged: Collection[str]) -> list[str]:
+        wanted = list(damaged)
+        bad = {}
+        for digest, data in zip(wanted, self.backend.get(wanted)):
+            if data is not None and hashlib.sha256(data).hexdigest() != digest:
+                bad[digest] = data
+        return self.backend.quarantine(bad)
 
 
 @dataclass
@@ -421,6 +633,29 @@ class RedisState:
         """Every ref name, sorted."""
         with _errors(self._where, "listing refs"):
             return sorted(_text(n) for n in self._client.hkeys(self.keys.refs()))
+
+    def refs(self) -> dict[str, str]:
+        """Every ref: name -> the digest it points at (one round trip)."""
+        with _errors(self._where, "listing refs"):
+            raw = self._client.hgetall(self.keys.refs())
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def gc_roots(self) -> Iterator[tuple[str, str]]:
+        """What named refs keep alive, as ``(digest, why)``: every ref's target and
+        every digest in its history (the way back to an earlier value)."""
+        refs = self.refs()
+        for name, digest in sorted(refs.items()):
+            yield digest, f"ref {name}"
+        names = sorted(refs)
+        with _errors(self._where, "reading ref histories"):
+            for start in range(0, len(names), BATCH):
+                chunk = names[start : start + BATCH]
+                pipe = self._client.pipeline(transaction=False)
+                for name in chunk:
+                    pipe.lrange(self.keys.ref_history(name), 0, -1)
+                for name, rows in zip(chunk, pipe.execute()):
+                    for row in rows:
+                        yield _text(row).partition(" ")[0], f"ref {name} (history)"
 
     def _set(self, name: str, digest: str, mode: str, expected: str) -> bool:
         if not isinstance(digest, str) or not digest:

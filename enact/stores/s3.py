@@ -2,21 +2,31 @@
 
 Invariants:
 
-* Every write is create-only (``If-None-Match: *``). A 412 means the key already
-  holds the bytes we meant to write, because keys are digests or unique ids, so
-  it counts as success. A server that rejects the header is written to without it.
-* Small objects are packed (see ``enact.stores._packs`` for the format): one
-  ``put()`` costs one PUT per pack (usually one), one PUT per large object and
-  one PUT for the index, never one request per small object. Large objects stay
-  loose under ``PREFIX/v1/sha256/ab/cd/<digest>``; the biggest go up in parallel
-  multipart uploads.
+* Every write of data is create-only (``If-None-Match: *``) under a key that is
+  never reused: packs and indexes have unique, time-ordered ids. A 412 means the
+  key already holds the bytes we meant to write, so it counts as success. A
+  server that rejects the header is written to without it.
+* Objects are packed (see ``enact.stores._packs`` for the format): one ``put()``
+  costs one PUT per pack (usually one), one PUT per large object (a pack of its
+  own; the biggest go up in parallel multipart uploads) and one PUT for the
+  index, never one request per small object.
 * Every object the backend wrote is listed in an index, so ``has`` answers from
   the indexes held in memory, listing only indexes newer than the ones it holds
   when a digest is not found. ``get`` reads packed objects with whole-pack or
-  range GETs, several objects per request, and falls back to the loose key, so
-  objects put into the bucket by another tool are still found.
-* Every read is verified: bytes that do not hash to their digest raise
-  ``ObjectCorrupt`` naming the bucket, key and byte range.
+  range GETs, several objects per request, and falls back to the loose key
+  ``PREFIX/v1/sha256/ab/cd/<digest>``, so objects put there by another tool (or
+  by enact before 0.5) are still found.
+* When several copies of an object are indexed, the newest wins. A ``put``
+  trusts a copy only if it was written within ``REUSE_HORIZON_S``; an older one
+  is written again. So a re-commit supersedes a damaged copy, and gc (which
+  deletes only copies older than its grace, see ``enact.stores.s3_inventory``)
+  never deletes a copy a writer relies on.
+* Damage is contained. Bytes that do not hash to their digest raise
+  ``ObjectCorrupt`` naming the bucket, key and byte range, and that copy is
+  forgotten, so committing the value again writes a good one. An index that
+  cannot be decoded is skipped with a warning (``corrupt_indexes``): it costs
+  only the objects it lists. A pack that has gone is looked for again in newer
+  indexes (gc moved its objects) before its objects read as missing.
 * One boto3 client per process and settings, rebuilt after ``fork``; standard
   retry mode with a bounded number of attempts, so an unreachable endpoint
   raises ``StoreUnavailable`` naming it within seconds.
@@ -25,9 +35,12 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,10 +62,14 @@ from botocore.exceptions import (
 )
 
 from enact import config
+from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S
 from enact.digests import is_digest, verify
-from enact.errors import ConfigError, StoreError, StoreUnavailable
+from enact.errors import ConfigError, ConflictError, ObjectCorrupt, StoreError, StoreUnavailable
 from enact.redaction import redact, redact_url, safe_cause
 from enact.stores import _packs
+from enact.stores.s3_inventory import S3Inventory
+
+log = logging.getLogger(__name__)
 
 POOL_CONNECTIONS = 16
 WORKERS = 8
@@ -163,6 +180,12 @@ def shared_client(
         return client
 
 
+def _copy_time(pack_name: str, default_ns: int) -> int:
+    """When the copies in a pack were written: the time in its name (ns)."""
+    created = _packs.id_time_ns(pack_name)
+    return default_ns if created is None else created
+
+
 def _error_code(exc: ClientError) -> tuple[str, int]:
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -197,6 +220,7 @@ class S3Backend:
         whole_pack_read_max_bytes: int = WHOLE_PACK_READ_MAX_BYTES,
         pack_cache_bytes: int = PACK_CACHE_BYTES,
         index_relist_window_s: float = INDEX_RELIST_WINDOW_S,
+        reuse_horizon_s: float = REUSE_HORIZON_S,
     ) -> None:
         if not isinstance(bucket, str) or not _BUCKET_RE.match(bucket):
             raise ConfigError(f"invalid S3 bucket name {bucket!r}")
@@ -221,6 +245,7 @@ class S3Backend:
         self.whole_pack_read_max_bytes = whole_pack_read_max_bytes
         self.pack_cache_bytes = pack_cache_bytes
         self.index_relist_window_s = index_relist_window_s
+        self.reuse_horizon_s = reuse_horizon_s
         self._client = client or shared_client(
             endpoint_url=endpoint_url,
             region_name=region_name,
@@ -239,10 +264,15 @@ class S3Backend:
         )
         self._conditional_writes = True
         # The pack indexes held in memory: raw digest -> (pack number, offset,
-        # length), pack number -1 for a loose object; pack number -> (key, size).
+        # length) of its newest copy; pack number -> (key, size, time the copies
+        # in it were written, in ns). Key "" is a pseudo pack of legacy loose
+        # objects, read at their loose key.
         self._index: dict[bytes, tuple[int, int, int]] = {}
-        self._packs: list[tuple[str, int]] = []
+        self._packs: list[tuple[str, int, int]] = []
         self._seen_indexes: set[str] = set()
+        # Packs found missing when read, and indexes that could not be decoded.
+        self._gone_packs: set[str] = set()
+        self.corrupt_indexes: dict[str, str] = {}
         self._newest_index_ns = 0
         self._listed = False
         # How many refreshes have begun, and the number of the last that succeeded.
@@ -316,20 +346,20 @@ class S3Backend:
             return []
         raws = [self._raw(d) for d in digests]
         refreshed = self._ensure_listed()
-        with self._index_lock:
-            found = [raw in self._index for raw in raws]
+        found = self._found(raws)
         if not all(found) and not refreshed:
             self.refresh()  # may return 0 when a concurrent refresh did the work
-            with self._index_lock:
-                found = [raw in self._index for raw in raws]
+            found = self._found(raws)
         return found
 
     def get(self, digests: Sequence[str]) -> list[bytes | None]:
         """The verified bytes of each digest, ``None`` where missing.
 
         Packed objects are read with one whole-pack GET (cached) or a few range
-        GETs per pack; loose and unindexed objects with one GET each, in parallel.
-        Raises ``ObjectCorrupt`` naming bucket and key if stored bytes are damaged.
+        GETs per pack; unindexed objects with one GET of their loose key each, in
+        parallel. Raises ``ObjectCorrupt`` naming bucket and key if stored bytes
+        are damaged. A pack that has gone (gc moved its objects) makes the
+        backend list new indexes once and read the objects where they are now.
         """
         if not digests:
             return []
@@ -339,111 +369,171 @@ class S3Backend:
         where = self._locations(raws)
         if not refreshed and len(where) < len(wanted):
             self.refresh()
+            refreshed = True
             where = self._locations(raws)
-
-        by_pack: dict[int, list[tuple[str, int, int]]] = {}
-        loose: list[str] = []
-        for digest in wanted:
-            location = where.get(digest)
-            if location is None or location[0] < 0:
-                loose.append(digest)
-            else:
-                by_pack.setdefault(location[0], []).append((digest, location[1], location[2]))
-        jobs: list[Callable[[], dict[str, bytes | None]]] = [
-            partial(self._read_packed, pack_no, members) for pack_no, members in by_pack.items()
-        ]
-        jobs += [partial(self._read_loose, digest) for digest in loose]
-        found: dict[str, bytes | None] = {}
-        for result in self._map(lambda job: job(), jobs):
-            found.update(result)
+        found = self._read_at(wanted, where)
+        lost = [d for d in wanted if d in where and found.get(d) is None]
+        if lost:
+            # Packs listed in an index but gone: gc rewrote them (their objects
+            # are in a newer index) or they were lost. Look again, once.
+            self.refresh(force=True)
+            retry = {d: loc for d, loc in self._locations({d: raws[d] for d in lost}).items()}
+            if retry:
+                found.update(self._read_at(list(retry), retry))
+            for digest in lost:
+                if found.get(digest) is None:
+                    log.warning(
+                        "object %s is listed in an index of %s but its pack is missing",
+                        digest, self.url,
+                    )  # fmt: skip
         return [found.get(d) for d in digests]
 
     def put(self, objects: Mapping[str, bytes]) -> None:
-        """Store objects, skipping those already indexed; idempotent.
+        """Store objects; a copy written within the reuse horizon is trusted, not rewritten.
 
-        Small objects go into packs, larger ones loose (multipart above
-        ``multipart_threshold_bytes``), then one index lists them all. The index
-        is written last, so readers never see an object whose bytes are not there.
+        Small objects go into packs, each large one into a pack of its own
+        (multipart above ``multipart_threshold_bytes``), then one index lists
+        them all. The index is written last, so readers never see an object
+        whose bytes are not there. An older copy is written again, so that gc
+        (which deletes only copies older than its grace) never takes one a
+        writer relies on.
         """
         if not objects:
             return
-        with self._index_lock:
-            todo = [(d, bytes(b)) for d, b in objects.items() if self._raw(d) not in self._index]
+        self._ensure_listed()
+        started = time.time()
+        todo, trusted = self._untrusted(objects, started)
         if not todo:
             return
+        infos, entries = self.write_packs(todo)
+        if trusted and time.time() - started > self.reuse_horizon_s / 2:
+            # A put this slow may no longer rely on the copies it trusted at its
+            # start: they could be getting old enough for gc. Write those too.
+            more, _ = self._untrusted({d: objects[d] for d in trusted}, time.time())
+            more_infos, more_entries = self.write_packs(more, first=len(infos))
+            infos += more_infos
+            entries += more_entries
+        self.write_index(infos, entries)
+
+    def _untrusted(
+        self, objects: Mapping[str, bytes], now_s: float
+    ) -> tuple[list[tuple[str, bytes]], list[str]]:
+        """Split objects into those to write and those with a trusted copy."""
+        trusted_ns = int((now_s - self.reuse_horizon_s) * 1e9)
+        todo: list[tuple[str, bytes]] = []
+        trusted: list[str] = []
+        with self._index_lock:
+            for digest, data in objects.items():
+                location = self._index.get(self._raw(digest))
+                if location is not None and self._usable(location, trusted_ns):
+                    trusted.append(digest)
+                else:
+                    todo.append((digest, bytes(data)))
+        return todo, trusted
+
+    def write_packs(
+        self, todo: Sequence[tuple[str, bytes]], first: int = 0
+    ) -> tuple[list[_packs.PackInfo], list[tuple[str, int, int, int]]]:
+        """Upload packs holding ``todo``; return their infos and index entries.
+
+        Pack numbers in the entries start at ``first``.
+        """
         small = [(d, b) for d, b in todo if len(b) < self.pack_object_max_bytes]
         large = [(d, b) for d, b in todo if len(b) >= self.pack_object_max_bytes]
         packs = _packs.build_packs(small, self.pack_max_bytes)
         pack_id = _packs.new_id()
-        infos = [
-            _packs.PackInfo(f"{pack_id}-{n}.pack", len(body)) for n, (body, _) in enumerate(packs)
-        ]
-        jobs = [
-            partial(self._put_object, self._pack_key(info.name), body)
-            for info, (body, _) in zip(infos, packs)
-        ]
-        jobs += [
-            partial(self._put_object, self._loose_key(d), b)
-            for d, b in large
-            if len(b) < self.multipart_threshold_bytes
-        ]
+        infos: list[_packs.PackInfo] = []
+        entries: list[tuple[str, int, int, int]] = []
+        jobs: list[Callable[[], None]] = []
+        big: list[tuple[str, bytes]] = []
+        for body, members in packs:
+            info = _packs.PackInfo(f"{pack_id}-{first + len(infos)}.pack", len(body))
+            entries += [(d, first + len(infos), o, n) for d, o, n in members]
+            infos.append(info)
+            jobs.append(partial(self._put_object, self._pack_key(info.name), body))
+        head = _packs.PACK_MAGIC
+        for digest, data in large:
+            info = _packs.PackInfo(f"{pack_id}-{first + len(infos)}.pack", len(head) + len(data))
+            entries.append((digest, first + len(infos), len(head), len(data)))
+            infos.append(info)
+            if len(data) >= self.multipart_threshold_bytes:
+                big.append((self._pack_key(info.name), data))
+            else:
+                jobs.append(partial(self._put_object, self._pack_key(info.name), head + data))
         futures = [self._pool().submit(job) for job in jobs[1:]]
         try:
             if jobs:
                 jobs[0]()
-            for digest, data in large:
-                if len(data) >= self.multipart_threshold_bytes:
-                    self._put_multipart(self._loose_key(digest), data)
+            for key, data in big:
+                self._put_multipart(key, data, head=head)
             for future in futures:
                 future.result()
         finally:
             for future in futures:
                 future.cancel()
-        entries = [
-            (d, n, offset, length)
-            for n, (_, members) in enumerate(packs)
-            for d, offset, length in members
-        ]
-        entries += [(d, _packs.LOOSE, 0, len(b)) for d, b in large]
-        index_body = _packs.encode_index(infos, entries)
-        # The index id is taken only now, after the packs are up, so that its
-        # time is as close as possible to the moment readers can list it.
-        index_key = f"{self._root}index/{_packs.new_id()}.idx"
-        self._put_object(index_key, index_body)
-        self._add_index(index_key, _packs.decode_index(index_body, index_key))
+        return infos, entries
 
     # -- indexes --------------------------------------------------------------
 
-    def refresh(self) -> int:
+    def refresh(self, force: bool = False) -> int:
         """List and load the indexes written since the last refresh; return how many.
 
         Called on a miss. Concurrent callers share listings: a caller that waited
         while a refresh ran which *started after its call* (and so saw every index
-        written before it) returns 0 without listing again.
+        written before it) returns 0 without listing again, unless ``force``.
+
+        An index that cannot be decoded is skipped with a warning (it costs only
+        the objects it lists; ``corrupt_indexes`` names it). An index deleted
+        between LIST and GET was merged into a newer one by gc: the listing is
+        repeated to find it.
         """
         ticket = self._refreshes_started
         with self._refresh_lock:
-            if self._refresh_completed > ticket:
+            if self._refresh_completed > ticket and not force:
                 return 0
             self._refreshes_started += 1
             sequence = self._refreshes_started
             prefix = f"{self._root}index/"
-            kwargs = {"Bucket": self.bucket, "Prefix": prefix}
-            if self._listed:
-                window_ns = int(self.index_relist_window_s * 1e9)
-                kwargs["StartAfter"] = prefix + _packs.time_floor(self._newest_index_ns - window_ns)
-            keys: list[str] = []
-            with self._boundary("list", prefix):
-                for page in self._client.get_paginator("list_objects_v2").paginate(**kwargs):
-                    keys += [o["Key"] for o in page.get("Contents", ())]
-            new = [key for key in keys if key not in self._seen_indexes]
-            for key, body in zip(new, self._map(self._get_bytes, new)):
-                if body is not None:  # removed between LIST and GET
-                    self._add_index(key, _packs.decode_index(body, f"s3://{self.bucket}/{key}"))
+            loaded = 0
+            for _ in range(5):
+                kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+                if self._listed:
+                    window_ns = int(self.index_relist_window_s * 1e9)
+                    floor = _packs.time_floor(self._newest_index_ns - window_ns)
+                    kwargs["StartAfter"] = prefix + floor
+                keys: list[str] = []
+                with self._boundary("list", prefix):
+                    for page in self._client.get_paginator("list_objects_v2").paginate(**kwargs):
+                        keys += [o["Key"] for o in page.get("Contents", ())]
+                new = [key for key in keys if key not in self._seen_indexes]
+                vanished = False
+                for key, body in zip(new, self._map(self._get_bytes, new)):
+                    if body is None:
+                        vanished = True
+                        continue
+                    try:
+                        index = _packs.decode_index(body, f"s3://{self.bucket}/{key}")
+                    except ObjectCorrupt as exc:
+                        self._skip_corrupt_index(key, exc)
+                        continue
+                    self._add_index(key, index)
+                    loaded += 1
+                if not vanished:
+                    break
             self._listed = True
             self._refresh_completed = sequence
             self._forget_old_index_names()
-            return len(new)
+            return loaded
+
+    def _skip_corrupt_index(self, key: str, exc: ObjectCorrupt) -> None:
+        with self._index_lock:
+            self._seen_indexes.add(key)
+            self.corrupt_indexes[key] = str(exc)
+        log.warning(
+            "%s; the objects it lists read as missing until it is repaired "
+            "(run `enact fsck`); everything else reads on",
+            exc,
+        )
 
     def locate(self, digest: str) -> tuple[str, int | None, int | None] | None:
         """Where an object is: ``(key, offset, length)`` in a pack, ``(key, None, None)`` loose.
@@ -456,8 +546,10 @@ class S3Backend:
             self.refresh()
         with self._index_lock:
             location = self._index.get(raw)
-            if location is not None and location[0] >= 0:
-                return self._packs[location[0]][0], location[1], location[2]
+            if location is not None:
+                key = self._packs[location[0]][0]
+                if key:
+                    return key, location[1], location[2]
         key = self._loose_key(digest)
         try:
             self._client.head_object(Bucket=self.bucket, Key=key)
@@ -493,17 +585,30 @@ class S3Backend:
         return True
 
     def _add_index(self, key: str, index: _packs.Index) -> None:
+        created = _packs.id_time_ns(key) or 0
         with self._index_lock:
             if key in self._seen_indexes:
                 return
-            base = len(self._packs)
-            self._packs.extend((self._pack_key(p.name), p.size) for p in index.packs)
+            packs = self._packs
+            base = len(packs)
+            for pack in index.packs:
+                packs.append((self._pack_key(pack.name), pack.size, _copy_time(pack.name, created)))
+            loose_no = -1
+            table = self._index
             for raw, pack_no, offset, length in index.entries:
-                pack = -1 if pack_no == _packs.LOOSE else base + pack_no
-                self._index.setdefault(raw, (pack, offset, length))
+                if pack_no == _packs.LOOSE:
+                    if loose_no < 0:  # legacy loose objects: a pseudo pack per index
+                        loose_no = len(packs)
+                        packs.append(("", 0, created))
+                    number = loose_no
+                else:
+                    number = base + pack_no
+                old = table.get(raw)
+                # The newest copy wins: a repair or a gc rewrite supersedes older copies.
+                if old is None or packs[old[0]][2] <= packs[number][2]:
+                    table[raw] = (number, offset, length)
             self._seen_indexes.add(key)
-            created = _packs.id_time_ns(key)
-            if created is not None and created > self._newest_index_ns:
+            if created > self._newest_index_ns:
                 self._newest_index_ns = created
 
     def _forget_old_index_names(self) -> None:
@@ -515,52 +620,125 @@ class S3Backend:
                 k for k in self._seen_indexes if (_packs.id_time_ns(k) or horizon) >= horizon
             }
 
+    def _usable(self, location: tuple[int, int, int], trusted_ns: int = 0) -> bool:
+        """Whether a location may be relied on (its pack not known gone, new enough)."""
+        key, _, created = self._packs[location[0]]
+        return created >= trusted_ns and not (self._gone_packs and key in self._gone_packs)
+
+    def _found(self, raws: Sequence[bytes]) -> list[bool]:
+        with self._index_lock:
+            index = self._index
+            return [raw in index and self._usable(index[raw]) for raw in raws]
+
     def _locations(self, raws: Mapping[str, bytes]) -> dict[str, tuple[int, int, int]]:
         with self._index_lock:
             index = self._index
-            return {d: index[r] for d, r in raws.items() if r in index}
+            return {
+                d: index[r] for d, r in raws.items() if r in index and self._usable(index[r])
+            }
+
+    def forget(self, digests: Sequence[str]) -> None:
+        """Drop digests from the indexes held in memory: ``has`` says no, ``put`` writes them."""
+        with self._index_lock:
+            for digest in digests:
+                self._index.pop(self._raw(digest), None)
+
+    def _forget(self, digest: str, location: tuple[int, int, int]) -> None:
+        """Drop a damaged copy from memory, so ``has`` says no and ``put`` writes it again."""
+        raw = self._raw(digest)
+        with self._index_lock:
+            if self._index.get(raw) == location:
+                del self._index[raw]
 
     # -- reads ----------------------------------------------------------------
+
+    def _read_at(
+        self, wanted: Sequence[str], where: Mapping[str, tuple[int, int, int]]
+    ) -> dict[str, bytes | None]:
+        by_pack: dict[int, list[tuple[str, int, int]]] = {}
+        loose: list[str] = []
+        with self._index_lock:
+            packs = self._packs
+            for digest in wanted:
+                location = where.get(digest)
+                if location is None or not packs[location[0]][0]:
+                    loose.append(digest)
+                else:
+                    by_pack.setdefault(location[0], []).append(
+                        (digest, location[1], location[2])
+                    )
+        jobs: list[Callable[[], dict[str, bytes | None]]] = [
+            partial(self._read_packed, pack_no, members) for pack_no, members in by_pack.items()
+        ]
+        jobs += [partial(self._read_loose, digest) for digest in loose]
+        found: dict[str, bytes | None] = {}
+        for result in self._map(lambda job: job(), jobs):
+            found.update(result)
+        return found
 
     def _read_packed(
         self, pack_no: int, members: list[tuple[str, int, int]]
     ) -> dict[str, bytes | None]:
+        """The members' bytes; ``None`` for each if the pack is gone."""
         with self._index_lock:
-            key, size = self._packs[pack_no]
+            key, size, _ = self._packs[pack_no]
         out: dict[str, bytes | None] = {}
         body = self._cached_pack(key)
         if body is None and size <= self.whole_pack_read_max_bytes:
             body = self._get_bytes(key)
             if body is None:
-                raise StoreError(
-                    f"pack s3://{self.bucket}/{key} is listed in an index but missing "
-                    f"(it holds {members[0][0]} and {len(members) - 1} other wanted objects)"
-                )
+                return self._pack_gone(key, members)
             self._cache_pack(key, body)
         if body is not None:
-            pieces = _packs.read_members(body, size, members, f"s3://{self.bucket}/{key}")
-            for digest, offset, _ in members:
-                out[digest] = self._checked(digest, pieces[digest], key, offset)
+            try:
+                pieces = _packs.read_members(body, size, members, f"s3://{self.bucket}/{key}")
+            except ObjectCorrupt:
+                for digest, offset, length in members:  # so that committing again repairs
+                    self._forget(digest, (pack_no, offset, length))
+                raise
+            for digest, offset, length in members:
+                location = (pack_no, offset, length)
+                out[digest] = self._checked(digest, pieces[digest], key, offset, location)
             return out
         spans = [(offset, length, i) for i, (_, offset, length) in enumerate(members)]
         for start, end, group in _packs.merge_ranges(spans, RANGE_GAP_BYTES, self.pack_max_bytes):
             chunk = self._get_bytes(key, byte_range=(start, end))
             if chunk is None:
-                raise StoreError(f"pack s3://{self.bucket}/{key} is listed in an index but missing")
+                return self._pack_gone(key, members)
             for offset, length, i in group:
                 piece = chunk[offset - start : offset - start + length]
-                out[members[i][0]] = self._checked(members[i][0], piece, key, offset)
+                digest = members[i][0]
+                out[digest] = self._checked(digest, piece, key, offset, (pack_no, offset, length))
         return out
+
+    def _pack_gone(self, key: str, members: list[tuple[str, int, int]]) -> dict[str, bytes | None]:
+        with self._index_lock:
+            self._gone_packs.add(key)
+        return {digest: None for digest, _, _ in members}
 
     def _read_loose(self, digest: str) -> dict[str, bytes | None]:
         key = self._loose_key(digest)
         body = self._get_bytes(key)
         return {digest: None if body is None else self._checked(digest, body, key, None)}
 
-    def _checked(self, digest: str, data: bytes, key: str, offset: int | None) -> bytes:
+    def _checked(
+        self,
+        digest: str,
+        data: bytes,
+        key: str,
+        offset: int | None,
+        location: tuple[int, int, int] | None = None,
+    ) -> bytes:
         if self.verify_reads:
             span = "" if offset is None else f" bytes {offset}-{offset + len(data) - 1}"
-            verify(digest, data, where=f"s3://{self.bucket}/{key}{span}")
+            try:
+                verify(digest, data, where=f"s3://{self.bucket}/{key}{span}")
+            except ObjectCorrupt as exc:
+                if location is not None:
+                    self._forget(digest, location)
+                raise ObjectCorrupt(
+                    f"{exc}; committing the value again writes a good copy"
+                ) from None
         return data
 
     def _get_bytes(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes | None:
@@ -596,17 +774,20 @@ class S3Backend:
 
     # -- writes ---------------------------------------------------------------
 
-    def _put_object(self, key: str, body: bytes) -> None:
-        """Create ``key`` unless it exists; an existing key holds the same bytes."""
+    def _put_object(self, key: str, body: bytes, create_only: bool = True) -> None:
+        """Create ``key`` unless it exists; an existing key holds the same bytes.
+
+        With ``create_only=False`` (pins, the gc lock), overwrite it.
+        """
         for _ in range(self.max_attempts):
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body}
-            if self._conditional_writes:
+            if self._conditional_writes and create_only:
                 kwargs["IfNoneMatch"] = "*"
             try:
                 self._client.put_object(**kwargs)
                 return
             except ClientError as exc:
-                if self._written_anyway(exc):
+                if create_only and self._written_anyway(exc):
                     return
                 if self._conditional_retry(exc):
                     continue
@@ -616,21 +797,33 @@ class S3Backend:
         # Several ConditionalRequestConflicts in a row: another writer keeps
         # racing us on this key, and it writes the same bytes.
 
-    def _put_multipart(self, key: str, data: bytes) -> None:
-        """Upload a large object in parallel parts; create-only like ``_put_object``."""
+    def _put_multipart(self, key: str, data: bytes, head: bytes = b"") -> None:
+        """Upload ``head + data`` in parallel parts; create-only like ``_put_object``.
+
+        ``head`` is prepended without copying ``data`` as a whole.
+        """
         client, chunk = self._client, self.multipart_chunk_bytes
+        total = len(head) + len(data)
+        view = memoryview(data)
+
+        def part(start: int) -> bytes:
+            end = min(start + chunk, total)
+            if start >= len(head):
+                return bytes(view[start - len(head) : end - len(head)])
+            return head[start:end] + bytes(view[0 : max(0, end - len(head))])
+
         with self._boundary("start multipart upload of", key):
             upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         completed = False
         try:
-            starts = range(0, len(data), chunk)
+            starts = range(0, total, chunk)
 
             def upload(number_start: tuple[int, int]) -> dict[str, Any]:
                 number, start = number_start
                 with self._boundary(f"upload part {number} of", key):
                     response = client.upload_part(
                         Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                        Body=data[start : start + chunk],
+                        Body=part(start),
                     )  # fmt: skip
                 return {"ETag": response["ETag"], "PartNumber": number}
 
@@ -684,6 +877,160 @@ class S3Backend:
         if self._conditional_writes and unsupported:
             self._conditional_writes = False  # this server cannot; write unconditionally
             return True
+        return False
+
+    # -- raw keys and maintenance (enact.gc, enact.stores.s3_inventory) --------
+
+    @property
+    def root(self) -> str:
+        """The key prefix of everything this backend writes: ``PREFIX/v1/``."""
+        return self._root
+
+    def pack_key(self, name: str) -> str:
+        return self._pack_key(name)
+
+    def loose_key(self, digest: str) -> str:
+        return self._loose_key(digest)
+
+    def read_key(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes | None:
+        """The body of ``key`` (or ``[start, end)`` of it), ``None`` if there is none."""
+        return self._get_bytes(key, byte_range)
+
+    def write_key(self, key: str, body: bytes, *, create_only: bool = True) -> None:
+        self._put_object(key, body, create_only=create_only)
+
+    def write_index(
+        self, infos: Sequence[_packs.PackInfo], entries: Sequence[tuple[str, int, int, int]]
+    ) -> str:
+        """Write an index over packs already uploaded; return its key.
+
+        Its id is taken now, after the packs are up, so that its time is as
+        close as possible to the moment readers can list it.
+        """
+        body = _packs.encode_index(infos, entries)
+        key = f"{self._root}index/{_packs.new_id()}.idx"
+        self._put_object(key, body)
+        self._add_index(key, _packs.decode_index(body, key))
+        return key
+
+    def list_keys(self, prefix: str) -> list[tuple[str, int, float]]:
+        """``(key, size, last modified as unix time)`` of every key under ``prefix``."""
+        out = []
+        with self._boundary("list", prefix):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    out.append((item["Key"], int(item["Size"]), item["LastModified"].timestamp()))
+        return out
+
+    def delete_keys(self, keys: Sequence[str]) -> None:
+        """Delete keys, up to 1,000 per request; a key already gone is no error."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            with self._boundary("delete keys under", self._root):
+                reply = self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+                )
+            errors = [e for e in reply.get("Errors", ()) if e.get("Code") not in _NOT_FOUND]
+            if errors:
+                first = errors[0]
+                raise StoreError(
+                    f"cannot delete {len(errors)} keys in s3://{self.bucket} at {self.endpoint}, "
+                    f"first {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+        with self._pack_cache_lock:
+            for key in keys:
+                body = self._pack_cache.pop(key, None)
+                if body is not None:
+                    self._pack_cache_size -= len(body)
+
+    def parallel(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """``[fn(x) for x in items]`` on the backend's worker threads."""
+        return self._map(fn, items)
+
+    def inventory(self, cutoff_s: float, *, dry_run: bool = False) -> S3Inventory:
+        return S3Inventory(self, cutoff_s)
+
+    def pins(self) -> dict[str, str]:
+        keys = [k for k, _, _ in self.list_keys(f"{self._root}pins/")]
+        bodies = self._map(self._get_bytes, keys)
+        prefix_len = len(f"{self._root}pins/")
+        return {
+            k[prefix_len:]: body.decode().strip() for k, body in zip(keys, bodies) if body
+        }
+
+    def set_pin(self, name: str, digest: str) -> None:
+        self._put_object(f"{self._root}pins/{name}", digest.encode(), create_only=False)
+
+    def remove_pin(self, name: str) -> bool:
+        key = f"{self._root}pins/{name}"
+        if self._get_bytes(key) is None:
+            return False
+        self.delete_keys([key])
+        return True
+
+    def lock_maintenance(self, owner: str, ttl_s: float = LOCK_TTL_S) -> None:
+        key = f"{self._root}gc.lock"
+        body = json.dumps({"owner": owner, "expires": time.time() + ttl_s}).encode()
+        for _ in range(3):
+            if self._create(key, body):
+                return
+            raw = self._get_bytes(key)
+            if raw is None:
+                continue  # released meanwhile
+            try:
+                holder = json.loads(raw)
+                holder_owner, expires = str(holder["owner"]), float(holder["expires"])
+            except (ValueError, KeyError, TypeError):
+                holder_owner, expires = "?", 0.0
+            if holder_owner == owner:
+                self._put_object(key, body, create_only=False)  # renew
+                return
+            if expires < time.time():
+                log.warning("breaking the expired gc lock s3://%s/%s of %s", self.bucket, key,
+                            holder_owner)  # fmt: skip
+                self.delete_keys([key])
+                continue
+            raise ConflictError(
+                f"another gc or fsck ({holder_owner}) holds s3://{self.bucket}/{key} until "
+                f"{time.ctime(expires)}; wait for it, or delete that key if it crashed"
+            )
+        raise ConflictError(f"could not take the gc lock s3://{self.bucket}/{key}")
+
+    def unlock_maintenance(self, owner: str) -> None:
+        key = f"{self._root}gc.lock"
+        raw = self._get_bytes(key)
+        try:
+            mine = raw is not None and json.loads(raw).get("owner") == owner
+        except ValueError:
+            mine = False
+        if mine:
+            self.delete_keys([key])
+
+    def _create(self, key: str, body: bytes) -> bool:
+        """Create ``key``; False if it exists (without conditional writes: GET, then PUT)."""
+        if not self._conditional_writes:
+            if self._get_bytes(key) is not None:
+                return False
+            self._put_object(key, body, create_only=False)
+            return True
+        for _ in range(self.max_attempts):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*")
+                return True
+            except ClientError as exc:
+                if self._written_anyway(exc):
+                    return False
+                if self._conditional_retry(exc):
+                    if not self._conditional_writes:
+                        return self._create(key, body)
+                    continue
+                raise self._translate(exc, "put", key) from exc
+            except BotoCoreError as exc:
+                raise self._translate(exc, "put", key) from exc
         return False
 
     # -- plumbing -------------------------------------------------------------

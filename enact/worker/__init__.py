@@ -23,6 +23,7 @@ from enact.worker.flows import (
     pending_inputs,
     submit,
 )
+from enact.worker.gcroots import gc_roots
 from enact.worker.runtime import state, store
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "FlowRecord",
     "answer",
     "app",
+    "gc_roots",
     "get_flow",
     "make_app",
     "map",

@@ -74,11 +74,13 @@ def test_layout_is_versioned_and_packed(backend: S3Backend, s3_client: Any) -> N
     big = os.urandom(2 << 20)
     backend.put({**small, digest_bytes(big): big})
     keys = _keys(s3_client, backend.bucket)
-    digest = digest_bytes(big)
-    assert f"it/v1/sha256/{digest[:2]}/{digest[2:4]}/{digest}" in keys
-    assert len([k for k in keys if k.startswith("it/v1/packs/")]) == 1
+    # The small objects share a pack; the large one has a pack of its own (a key
+    # never reused, so gc can delete an old copy without racing a writer).
+    assert len([k for k in keys if k.startswith("it/v1/packs/")]) == 2
     assert len([k for k in keys if k.startswith("it/v1/index/")]) == 1
     assert len(keys) == 3
+    key, offset, length = backend.locate(digest_bytes(big))
+    assert key.startswith("it/v1/packs/") and (offset, length) == (8, len(big))
 
 
 def test_a_tree_commit_costs_a_bounded_number_of_requests(backend: S3Backend) -> None:
@@ -239,8 +241,7 @@ backend.put(objects)
     assert [p.returncode for p in procs] == [0, 0], errors
     payloads = [b"identical %d" % i for i in range(200)] + [b"L" * (9 << 20), b"M" * (2 << 20)]
     assert _fresh(backend).get([digest_bytes(p) for p in payloads]) == payloads
-    loose = _keys(s3_client, backend.bucket, "it/v1/sha256/")
-    assert len(loose) == 2
+    assert _keys(s3_client, backend.bucket, "it/v1/sha256/") == []
 
 
 # -- verification and missing objects -----------------------------------------------
@@ -249,13 +250,26 @@ backend.put(objects)
 def test_a_corrupted_loose_object_names_bucket_and_key(backend: S3Backend, s3_client: Any) -> None:
     data = os.urandom(2 << 20)
     digest = digest_bytes(data)
-    backend.put({digest: data})
-    key, offset, _ = backend.locate(digest)
-    assert offset is None
+    # A loose object, as another tool (or enact before 0.5) wrote it.
+    key = f"it/v1/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+    s3_client.put_object(Bucket=backend.bucket, Key=key, Body=data)
+    assert backend.locate(digest) == (key, None, None)
     s3_client.put_object(Bucket=backend.bucket, Key=key, Body=data[:-1] + b"!")
     with pytest.raises(ObjectCorrupt) as caught:
         _fresh(backend).get([digest])
     assert f"s3://{backend.bucket}/{key}" in str(caught.value)
+
+
+def test_a_corrupted_large_object_names_its_pack(backend: S3Backend, s3_client: Any) -> None:
+    data = os.urandom(2 << 20)
+    digest = digest_bytes(data)
+    backend.put({digest: data})
+    key, offset, length = backend.locate(digest)
+    pack = s3_client.get_object(Bucket=backend.bucket, Key=key)["Body"].read()
+    s3_client.put_object(Bucket=backend.bucket, Key=key, Body=pack[:-1] + b"!")
+    with pytest.raises(ObjectCorrupt) as caught:
+        _fresh(backend).get([digest])
+    assert f"s3://{backend.bucket}/{key} bytes {offset}-{offset + length - 1}" in str(caught.value)
 
 
 def test_a_corrupted_packed_object_is_caught_and_its_neighbours_still_read(
@@ -275,12 +289,24 @@ def test_a_corrupted_packed_object_is_caught_and_its_neighbours_still_read(
     assert reader.get(digests[4:8]) == [objects[d] for d in digests[4:8]]
 
 
-def test_a_corrupted_index_is_reported(backend: S3Backend, s3_client: Any) -> None:
-    backend.put(_objects(3))
+def test_a_corrupted_index_costs_only_its_objects(
+    backend: S3Backend, s3_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost = _objects(3)
+    backend.put(lost)
     (index_key,) = _keys(s3_client, backend.bucket, "it/v1/index/")
+    kept = _objects(3)
+    backend.put(kept)
     s3_client.put_object(Bucket=backend.bucket, Key=index_key, Body=b"ENACTIX1 garbage")
-    with pytest.raises(ObjectCorrupt, match=index_key):
-        _fresh(backend).has([digest_bytes(b"anything")])
+    reader = _fresh(backend)
+    with caplog.at_level("WARNING"):
+        assert reader.get(list(kept)) == list(kept.values())
+    assert index_key in caplog.text and "enact fsck" in caplog.text
+    assert reader.corrupt_indexes.keys() == {index_key}
+    assert reader.has(list(lost)) == [False, False, False]
+    assert reader.get(list(lost)) == [None, None, None]
+    reader.put(lost)  # committing them again repairs them, for every reader
+    assert _fresh(backend).get(list(lost)) == list(lost.values())
 
 
 def test_a_missing_object(backend: S3Backend, s3_client: Any) -> None:
@@ -309,13 +335,14 @@ def test_a_hundred_megabyte_object_goes_up_in_parts(backend: S3Backend, s3_clien
     data = os.urandom(1 << 20) * 100
     digest = digest_bytes(data)
     backend.put({digest: data})
-    key, _, _ = backend.locate(digest)
+    key, offset, _ = backend.locate(digest)
     head = s3_client.head_object(Bucket=backend.bucket, Key=key)
-    assert head["ContentLength"] == len(data)
+    assert head["ContentLength"] == offset + len(data)  # the pack header, then the object
     assert "-" in head["ETag"]  # a multipart ETag: "<md5 of part md5s>-<parts>"
     assert _fresh(backend).get([digest])[0] == data
     backend.put({digest: data})  # already indexed: nothing is sent
-    _fresh(backend).put({digest: data})  # not yet seen by this instance: the 412 is success
+    _fresh(backend).put({digest: data})  # found in the indexes it loads: nothing is sent
+    assert len(_keys(s3_client, backend.bucket, "it/v1/packs/")) == 1
     assert s3_client.list_multipart_uploads(Bucket=backend.bucket).get("Uploads", []) == []
 
 
