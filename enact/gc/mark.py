@@ -49,7 +49,8 @@ class Mark:
             elif digest in marked:
                 continue
             elif digest not in inventory:
-                self.missing_roots.append((digest, why))
+                if (digest, why) not in self.missing_roots:
+                    self.missing_roots.append((digest, why))
             else:
                 marked.add(digest)
                 frontier.append(digest)

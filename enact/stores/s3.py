@@ -432,16 +432,17 @@ class S3Backend:
         return todo, trusted
 
     def write_packs(
-        self, todo: Sequence[tuple[str, bytes]], first: int = 0
+        self, todo: Sequence[tuple[str, bytes]], first: int = 0, created_ns: int | None = None
     ) -> tuple[list[_packs.PackInfo], list[tuple[str, int, int, int]]]:
         """Upload packs holding ``todo``; return their infos and index entries.
 
-        Pack numbers in the entries start at ``first``.
+        Pack numbers in the entries start at ``first``. ``created_ns`` dates the
+        copies (gc moving old copies keeps their age); it defaults to now.
         """
         small = [(d, b) for d, b in todo if len(b) < self.pack_object_max_bytes]
         large = [(d, b) for d, b in todo if len(b) >= self.pack_object_max_bytes]
         packs = _packs.build_packs(small, self.pack_max_bytes)
-        pack_id = _packs.new_id()
+        pack_id = _packs.new_id(created_ns)
         infos: list[_packs.PackInfo] = []
         entries: list[tuple[str, int, int, int]] = []
         jobs: list[Callable[[], None]] = []

@@ -354,18 +354,22 @@ class S3Inventory:
             infos.append(_packs.PackInfo(pack.key[pack_prefix:], pack.size))
             entries += [(d, pack_no, o, n) for d, o, n in members]
         # Move the live objects of mostly-garbage packs into new packs.
+        # A moved copy keeps the time of the newest pack it came from: moving it
+        # must not give an object that becomes unreachable a new grace period.
         written_bytes = 0
         batch: list[tuple[str, bytes]] = []
-        batch_bytes = 0
+        batch_bytes = batch_time = 0
 
         def flush() -> None:
-            nonlocal batch, batch_bytes, written_bytes
+            nonlocal batch, batch_bytes, batch_time, written_bytes
             if batch:
-                new_infos, new_entries = backend.write_packs(batch, first=len(infos))
+                new_infos, new_entries = backend.write_packs(
+                    batch, first=len(infos), created_ns=batch_time
+                )
                 infos.extend(new_infos)
                 entries.extend(new_entries)
                 written_bytes += sum(info.size for info in new_infos)
-                batch, batch_bytes = [], 0
+                batch, batch_bytes, batch_time = [], 0, 0
 
         for n, number in enumerate(detail.rewrite, 1):
             members = detail.keep_members[number]
@@ -380,6 +384,7 @@ class S3Inventory:
                     )
                 batch.append((digest, data))
                 batch_bytes += len(data)
+            batch_time = max(batch_time, packs[number].time_ns)
             self._forget_body(packs[number].key)
             if batch_bytes >= backend.pack_max_bytes:
                 flush()
