@@ -123,7 +123,8 @@ def s3_harness(
             return
         pack = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         assert len(data) == length, "a packed object is damaged in place"
-        client.put_object(Bucket=bucket, Key=key, Body=pack[:offset] + data + pack[offset + length :])
+        body = pack[:offset] + data + pack[offset + length :]
+        client.put_object(Bucket=bucket, Key=key, Body=body)
 
     url = f"s3://{bucket}/{prefix}"
     harness = Harness("s3", open_backend, url, env, write, damage)

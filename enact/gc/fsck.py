@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from enact import config
 from enact.backend import Inventory, describe
 from enact.errors import DeserializationError
 from enact.gc.collect import MaintenanceLock, maintainable
@@ -96,7 +97,8 @@ def fsck(
 def _check(
     backend: Any, report: FsckReport, progress: Callable[[str, int], None] | None
 ) -> Inventory:
-    inventory = backend.inventory(time.time(), dry_run=True)
+    # Orphan packs younger than the grace may be uploads in flight: not damage.
+    inventory = backend.inventory(time.time() - config.gc_grace_s(), dry_run=True)
     report.problems = inventory.problems()
     damaged: dict[str, list[str]] = defaultdict(list)
     good: set[str] = set()

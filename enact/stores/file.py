@@ -276,6 +276,7 @@ class FileInventory:
         self.cutoff_s = cutoff_s
         self.objects: dict[str, tuple[float, int]] = {}  # digest -> (mtime, size)
         self.stale_temps: list[tuple[Path, int]] = []
+        self.empty_dirs: list[str] = []  # shard directories left empty, deepest first
         self._problems: list[str] = []
         try:
             shards = sorted(os.scandir(backend.objects_dir), key=lambda e: e.name)
@@ -285,11 +286,15 @@ class FileInventory:
             if not shard.is_dir(follow_symlinks=False):
                 self._problems.append(f"stray file {shard.path}")
                 continue
-            for sub in os.scandir(shard.path):
+            subs = list(os.scandir(shard.path))
+            for sub in subs:
                 if not sub.is_dir(follow_symlinks=False):
                     self._problems.append(f"stray file {sub.path}")
                     continue
-                for entry in os.scandir(sub.path):
+                entries = list(os.scandir(sub.path))
+                if not entries:
+                    self.empty_dirs.append(sub.path)
+                for entry in entries:
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
@@ -304,6 +309,8 @@ class FileInventory:
                         self.objects[name] = (st.st_mtime, st.st_size)
                     else:
                         self._problems.append(f"stray file {entry.path}")
+            if not subs:
+                self.empty_dirs.append(shard.path)
 
     def digests(self) -> Iterator[str]:
         return iter(self.objects)
@@ -377,6 +384,19 @@ class FileInventory:
                 os.unlink(temp)
                 result.reclaimed_bytes += size
             except FileNotFoundError:
+                continue
+            for directory in (temp.parent, temp.parent.parent):
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
+        for directory in self.empty_dirs:
+            parent = os.path.dirname(directory)
+            try:
+                os.rmdir(directory)  # a writer that just made it makes it again
+                if parent != str(backend.objects_dir):
+                    os.rmdir(parent)
+            except OSError:
                 pass
         try:
             backend.trash_dir.rmdir()

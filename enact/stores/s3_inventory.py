@@ -454,13 +454,19 @@ class S3Inventory:
             entries += [(d, pack_no, o, n) for d, o, n in members]
         self._write_indexes(infos, entries)
         backend.delete_keys(self.index_keys)
-        for key in self.corrupt_indexes:
+        doomed = [key for key in self.corrupt_indexes]
+        doomed += [
+            pack.key
+            for number, pack in enumerate(packs)
+            if pack.listed and pack.members and all((number, m[1]) in bad for m in pack.members)
+        ]  # packs that hold nothing but damage
+        for key in doomed:
             body = backend.read_key(key)
             if body is not None:
                 aside = f"{backend.root}quarantine/{key.rsplit('/', 1)[-1]}"
                 backend.write_key(aside, body, create_only=False)
                 backend.delete_keys([key])
-                done.append(f"moved unreadable index s3://{backend.bucket}/{key} to {aside}")
+                done.append(f"moved s3://{backend.bucket}/{key} to {aside}")
         return done
 
     # -- helpers ---------------------------------------------------------------

@@ -38,17 +38,22 @@ def _chain(n: int, tag: str) -> list[tuple[str, bytes]]:
 # -- the property: nothing reachable is deleted, everything else old is ----------------
 
 
+Dag = tuple[list[list[int]], list[bool], list[int]]
+
+
 @st.composite
-def dags(draw: Any) -> tuple[list[list[int]], list[bool], list[int]]:
+def dags(draw: Any) -> Dag:
     """A random DAG (each node links some earlier ones), ages, and roots."""
     n = draw(st.integers(1, 24))
-    links = [sorted(draw(st.sets(st.integers(0, i - 1), max_size=3))) if i else [] for i in range(n)]
+    links = [
+        sorted(draw(st.sets(st.integers(0, max(i - 1, 0)), max_size=min(i, 3)))) for i in range(n)
+    ]
     old = draw(st.lists(st.booleans(), min_size=n, max_size=n))
     roots = sorted(draw(st.sets(st.integers(0, n - 1), max_size=4)))
     return links, old, roots
 
 
-def _check_gc_property(harness: Harness, dag: tuple[list[list[int]], list[bool], list[int]]) -> None:
+def _check_gc_property(harness: Harness, dag: Dag) -> None:
     links, old, root_ids = dag
     objects: list[tuple[str, bytes]] = []
     for i, targets in enumerate(links):
@@ -94,7 +99,7 @@ def test_gc_deletes_exactly_the_unreachable_old_objects(
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(dags())
-    def check(dag: tuple[list[list[int]], list[bool], list[int]]) -> None:
+    def check(dag: Dag) -> None:
         _check_gc_property(base.sub(), dag)
 
     check()
