@@ -327,17 +327,22 @@ class Session:
         self.known = store.known_digests
 
     def add(self, digest: str, data: bytes) -> None:
-        if digest not in self.known:
-            self.objects[digest] = data
+        self.objects[digest] = data
 
     def flush(self) -> None:
-        """Write every object recorded so far to the store, in one batch."""
+        """Write every object recorded so far, except those this store wrote lately.
+
+        The check happens here, not in ``add``: the store forgets what it wrote
+        after a while (``Store.recently_written``), and a record must not link an
+        object it skipped on older knowledge (a concurrent gc may take it).
+        """
         if self.objects:
             objects, self.objects = self.objects, {}
-            self.store.put_objects(objects)
-            self.known.update(objects)
-            if len(self.known) > 2_000_000:
-                self.known.clear()
+            known = self.known = self.store.recently_written()
+            objects = {d: b for d, b in objects.items() if d not in known}
+            if objects:
+                self.store.put_objects(objects)
+                known.update(objects)
 
 
 class Frame:

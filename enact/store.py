@@ -180,10 +180,6 @@ class Store:
             objects = {**staged, **objects}
         if not objects:
             return
-        now = time.monotonic()
-        if now - self._known_since > KNOWN_DIGESTS_TTL_S:
-            self.known_digests.clear()  # in place: running sessions share the set
-            self._known_since = now
         try:
             self.backend.put(objects)
         except BaseException:
@@ -232,6 +228,18 @@ class Store:
                 if self._use_cache:
                     self._remember(digest, data)
         return out  # type: ignore[return-value]
+
+    def recently_written(self) -> set[str]:
+        """Digests this store wrote (or staged) within ``KNOWN_DIGESTS_TTL_S``.
+
+        A record may link these without writing them again. The set is emptied
+        (in place) when it gets older than that, or very large.
+        """
+        now = time.monotonic()
+        if now - self._known_since > KNOWN_DIGESTS_TTL_S or len(self.known_digests) > 2_000_000:
+            self.known_digests.clear()
+            self._known_since = now
+        return self.known_digests
 
     def _contain(self, digest: str, data: bytes) -> str:
         """Move a damaged copy aside if the backend can; a note for the error message."""

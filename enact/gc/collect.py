@@ -199,7 +199,7 @@ def _collect(
     report.seconds["list"] = _lap(phase)
 
     phase = time.monotonic()
-    mark = Mark(inventory)
+    mark = Mark(inventory, backend.has)  # type: ignore[attr-defined]
     mark.extend(gather(backend, roots), progress)
     report.roots = mark.roots
     mark.extend(((d, "young") for d in young), progress)

@@ -6,13 +6,18 @@ reachable object once, in batches, and checks its digest on the way: a
 reachable object that is missing or damaged is recorded, because what it links
 to cannot be known (gc then refuses to delete anything, see ``collect``).
 Objects that are not enact objects (opaque bytes) are leaves.
+
+A listing is not atomic (a directory walk, a paginated LIST), so a young object
+may be in the snapshot while an object it links, written just before it, is
+not. Such a link is looked up in the store itself before it counts as missing:
+if it is there, it is newer than the snapshot, which gc never touches.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from enact.backend import Inventory
 from enact.digests import is_digest
@@ -27,6 +32,8 @@ class Mark:
     """What a mark found; ``extend`` may be called again with more roots."""
 
     inventory: Inventory
+    # whether each digest is stored now (the backend's ``has``), for unlisted links
+    has: Callable[[Sequence[str]], list[bool]]
     marked: set[str] = field(default_factory=set)
     # digest -> what is wrong with it and where it was reached from
     damaged: dict[str, str] = field(default_factory=dict)
@@ -35,6 +42,7 @@ class Mark:
     invalid_roots: list[tuple[str, str]] = field(default_factory=list)
     roots: int = 0
     bytes_read: int = 0
+    newer: int = 0  # linked objects written after the snapshot
 
     def extend(
         self, roots: Iterable[tuple[str, str]], progress: Callable[[str, int], None] | None = None
@@ -54,6 +62,7 @@ class Mark:
             else:
                 marked.add(digest)
                 frontier.append(digest)
+        unlisted: dict[str, str] = {}
         while frontier:
             batch, frontier = frontier[:BATCH], frontier[BATCH:]
             for digest, data in zip(batch, inventory.read(batch)):
@@ -75,6 +84,17 @@ class Mark:
                     if link in inventory:
                         frontier.append(link)
                     else:
-                        self.damaged[link] = f"missing, linked from {digest}"
+                        unlisted[link] = digest
             if progress is not None:
                 progress("mark", len(marked))
+        self._check_unlisted(unlisted)
+
+    def _check_unlisted(self, unlisted: dict[str, str]) -> None:
+        links = list(unlisted)
+        for start in range(0, len(links), BATCH):
+            chunk = links[start : start + BATCH]
+            for link, present in zip(chunk, self.has(chunk)):
+                if present:
+                    self.newer += 1
+                else:
+                    self.damaged[link] = f"missing, linked from {unlisted[link]}"

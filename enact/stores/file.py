@@ -390,10 +390,10 @@ class FileInventory:
                     directory.rmdir()
                 except OSError:
                     break
-        for directory in self.empty_dirs:
-            parent = os.path.dirname(directory)
+        for empty in self.empty_dirs:
+            parent = os.path.dirname(empty)
             try:
-                os.rmdir(directory)  # a writer that just made it makes it again
+                os.rmdir(empty)  # a writer that just made it makes it again
                 if parent != str(backend.objects_dir):
                     os.rmdir(parent)
             except OSError:

@@ -215,3 +215,46 @@ def test_gc_refuses_while_another_holds_the_lock(
     assert main(["gc", "--store", f"file://{root}", "--no-redis"]) == 1
     err = capsys.readouterr().err
     assert "ConflictError" in err and "someone else" in err and "gc.lock" in err
+
+
+class _CountingPuts:
+    """A file backend that records which digests each put was handed."""
+
+    def __init__(self, backend: FileBackend) -> None:
+        self.backend = backend
+        self.put_digests: list[str] = []
+
+    def has(self, digests: list[str]) -> list[bool]:
+        return self.backend.has(digests)
+
+    def get(self, digests: list[str]) -> list[bytes | None]:
+        return self.backend.get(digests)
+
+    def put(self, objects: dict[str, bytes]) -> None:
+        self.put_digests += list(objects)
+        self.backend.put(objects)
+
+
+def test_a_store_links_without_writing_only_what_it_wrote_lately(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records may link objects this store wrote within KNOWN_DIGESTS_TTL_S without
+    writing them again; after that they are written (and so refreshed) again."""
+    from enact import store as store_module
+
+    @enact.register
+    def square(x: int) -> int:
+        return x * x
+
+    backend = _CountingPuts(FileBackend(root))
+    store = enact.Store(backend)
+    with store:
+        first = enact.invoke(square, (12,))
+        input_digest = first.request().input.digest
+        assert input_digest in backend.put_digests
+        backend.put_digests.clear()
+        enact.invoke(square, (12,))
+        assert backend.put_digests == []  # all known: nothing written twice
+        monkeypatch.setattr(store_module, "KNOWN_DIGESTS_TTL_S", 0.0)
+        enact.invoke(square, (12,))
+    assert input_digest in backend.put_digests
