@@ -258,3 +258,19 @@ def test_a_store_links_without_writing_only_what_it_wrote_lately(
         monkeypatch.setattr(store_module, "KNOWN_DIGESTS_TTL_S", 0.0)
         enact.invoke(square, (12,))
     assert input_digest in backend.put_digests
+
+
+def test_the_readme_gc_example_runs_as_written(python_env: dict, tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("From Python, a local store whose pins are its only roots:", 1)[1]
+    code, expected = re.findall(r"```(?:python)?\n(.*?)```", section, re.S)[:2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=python_env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == expected
