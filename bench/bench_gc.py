@@ -23,7 +23,6 @@ Run: ``python bench/bench_gc.py [--forks 1000] [--prefix-calls 100]``.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -38,7 +37,7 @@ from botocore.config import Config  # noqa: E402
 
 import enact  # noqa: E402
 import enact.gc  # noqa: E402
-from bench.bench_s3 import start_moto  # noqa: E402
+from bench.bench_s3 import moto_server  # noqa: E402
 from enact.serialization import packed_links  # noqa: E402
 from enact.store import iter_links  # noqa: E402
 from enact.stores.s3 import S3Backend  # noqa: E402
@@ -210,18 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forks", type=int, default=1000)
     parser.add_argument("--prefix-calls", type=int, default=PREFIX_CALLS)
     args = parser.parse_args(argv)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
-    moto, endpoint = start_moto()
-    try:
+    with moto_server() as endpoint:
         rows = run(endpoint, args.forks, args.prefix_calls)
-    finally:
-        moto.terminate()
-        moto.wait(10)
     print_table(rows)
 
 

@@ -17,6 +17,7 @@ target for committing the tree is at most 0.20. Run: ``python bench/bench_s3.py`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import socket
@@ -26,7 +27,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -126,23 +127,29 @@ def synthetic_tree(n: int) -> tuple[dict[str, bytes], list[list[str]]]:
     return objects, [level for level in levels if level]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per workload (median)")
-    args = parser.parse_args(argv)
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server of our own, with fake AWS credentials; yields its endpoint."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(name, value)
-
     moto, endpoint = start_moto()
     try:
-        rows = run(endpoint, args.repeat)
+        yield endpoint
     finally:
         moto.terminate()
         moto.wait(10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per workload (median)")
+    args = parser.parse_args(argv)
+    with moto_server() as endpoint:
+        rows = run(endpoint, args.repeat)
     print_table(rows)
 
 

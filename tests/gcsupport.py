@@ -154,3 +154,64 @@ def make_harness(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> H
 def stored(harness: Harness, digests: list[str]) -> list[bool]:
     """Whether each digest is stored, as a new process sees it."""
     return harness.open().has(digests)  # type: ignore[no-any-return]
+
+
+def packed(value: Any) -> tuple[str, bytes]:
+    """The digest and bytes of a value, packed as ``commit`` would store it."""
+    from enact.serialization import pack_value
+
+    data, _ = pack_value(value)
+    return digest_bytes(data), data
+
+
+_WRITER = """
+import json, sys, time
+import enact
+url, until, out, distinct = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+roots, n = [], 0
+with enact.Store(url):
+    while time.time() < until:
+        # Commit again values that exist only as old garbage, and link them.
+        again = [enact.commit({"garbage": (n * 7 + k) % distinct}) for k in range(10)]
+        fresh = [enact.commit({"writer": out, "n": n, "k": k}) for k in range(10)]
+        roots.append(enact.commit({"again": again, "fresh": fresh}).digest)
+        n += 1
+with open(out, "w") as handle:
+    json.dump(roots, handle)
+"""
+
+
+def gc_during_writes(
+    harness: Harness, seconds: float, recommitted: int, directory: Path
+) -> tuple[list[str], list[Any]]:
+    """Run 3 writer processes on the store for ``seconds`` and gc it (default grace)
+    over and over meanwhile. The writers commit again the first ``recommitted``
+    values ``{"garbage": i}``. Returns the records they committed, and the reports."""
+    import json
+    import subprocess
+    import sys
+
+    import enact.gc
+
+    until = time.time() + seconds
+    outputs = [directory / f"writer{i}.json" for i in range(3)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, harness.url, repr(until), str(out), str(recommitted)],
+            env=harness.env, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for out in outputs
+    ]
+    reports = []
+    try:
+        time.sleep(1)
+        while time.time() < until - 0.5:
+            reports.append(enact.gc.collect(harness.open()))
+        errors = [w.communicate(timeout=120)[1] for w in writers]
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert [w.returncode for w in writers] == [0, 0, 0], errors
+    return [d for out in outputs for d in json.loads(out.read_text())], reports

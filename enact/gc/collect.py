@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from enact import config
-from enact.backend import LOCK_TTL_S, MIN_GRACE_S, Maintainable, describe
+from enact.backend import LOCK_TTL_S, MIN_GRACE_S, Maintainable, SweepResult, describe
 from enact.errors import GcError
 from enact.gc.mark import Mark
 from enact.gc.roots import gather
@@ -225,22 +225,20 @@ def _collect(
     plan = inventory.plan(live)
     report.objects = plan.objects
     report.indexes_before = plan.indexes_before
-    if dry_run:
-        report.deleted = plan.delete_objects
-        report.bytes_reclaimed = plan.reclaim_bytes
-        report.packs_rewritten = plan.rewrite_packs
-        report.packs_deleted = plan.delete_packs
-        report.indexes_after = plan.indexes_after
-        report.seconds["plan"] = _lap(phase)
-        return
-    result = inventory.sweep(plan, progress)
+    if dry_run:  # what the sweep would do, as if it did it
+        result = SweepResult(
+            plan.delete_objects, plan.reclaim_bytes, plan.rewrite_packs, plan.delete_packs,
+            plan.indexes_after,
+        )  # fmt: skip
+    else:
+        result = inventory.sweep(plan, progress)
     report.deleted = result.deleted_objects
     report.bytes_reclaimed = result.reclaimed_bytes
     report.packs_rewritten = result.rewritten_packs
     report.packs_deleted = result.deleted_packs
     report.indexes_after = result.indexes_after
     report.kept_fresh = result.kept_fresh
-    report.seconds["sweep"] = _lap(phase)
+    report.seconds["plan" if dry_run else "sweep"] = _lap(phase)
 
 
 def compact(store: Any = None, progress: Progress | None = None) -> GcReport:

@@ -36,6 +36,7 @@ from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
 from enact.errors import ConflictError, StoreError
+from enact.stores._timed import TimedObjects
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def _restore(aside: Path, path: Path) -> None:
     os.unlink(aside)
 
 
-class FileInventory:
+class FileInventory(TimedObjects):
     """A snapshot of a file store's objects with their mtimes and sizes."""
 
     def __init__(self, backend: FileBackend, cutoff_s: float) -> None:
@@ -312,16 +313,6 @@ class FileInventory:
             if not subs:
                 self.empty_dirs.append(shard.path)
 
-    def digests(self) -> Iterator[str]:
-        return iter(self.objects)
-
-    def __contains__(self, digest: object) -> bool:
-        return digest in self.objects
-
-    def young(self) -> Iterator[str]:
-        cutoff = self.cutoff_s
-        return (d for d, (mtime, _) in self.objects.items() if mtime >= cutoff)
-
     def read(self, digests: Sequence[str]) -> list[bytes | None]:
         return self.backend.get(digests)
 
@@ -332,22 +323,6 @@ class FileInventory:
 
     def problems(self) -> list[str]:
         return list(self._problems)
-
-    def plan(self, live: Collection[str] | None) -> Plan:
-        cutoff = self.cutoff_s
-        if live is None:
-            return Plan(objects=len(self.objects), detail=[])
-        condemned = [
-            d for d, (mtime, _) in self.objects.items() if mtime < cutoff and d not in live
-        ]
-        reclaim = sum(self.objects[d][1] for d in condemned)
-        reclaim += sum(size for _, size in self.stale_temps)
-        return Plan(
-            objects=len(self.objects),
-            delete_objects=len(condemned),
-            reclaim_bytes=reclaim,
-            detail=condemned,
-        )
 
     def sweep(self, plan: Plan, progress: Callable[[str, int], None] | None = None) -> SweepResult:
         backend = self.backend

@@ -49,6 +49,7 @@ from enact.errors import (
 )
 from enact.redaction import redact, redact_url, safe_cause
 from enact.stores._keys import RedisKeys
+from enact.stores._timed import TimedObjects
 
 RETRIES = 6  # backoff 0.05 s doubling, capped at 1 s: about 3 s before giving up
 HEALTH_CHECK_INTERVAL_S = 15
@@ -378,7 +379,7 @@ class RedisBackend:
         return f"RedisBackend({self.url!r}, prefix={self.keys.prefix!r})"
 
 
-class RedisInventory:
+class RedisInventory(TimedObjects):
     """A snapshot of a Redis store's objects with their write times and sizes.
 
     Objects with no recorded time (written before times were kept) are given the
@@ -426,16 +427,6 @@ class RedisInventory:
         present = set(self.objects)
         self.stale_times = [d for d in times if d not in present]
 
-    def digests(self) -> Iterator[str]:
-        return iter(self.objects)
-
-    def __contains__(self, digest: object) -> bool:
-        return digest in self.objects
-
-    def young(self) -> Iterator[str]:
-        cutoff = self.cutoff_s
-        return (d for d, (t, _) in self.objects.items() if t >= cutoff)
-
     def read(self, digests: Sequence[str]) -> list[bytes | None]:
         return self.backend.get(digests)
 
@@ -448,18 +439,6 @@ class RedisInventory:
 
     def problems(self) -> list[str]:
         return list(self._problems)
-
-    def plan(self, live: Collection[str] | None) -> Plan:
-        cutoff = self.cutoff_s
-        if live is None:
-            return Plan(objects=len(self.objects), detail=[])
-        condemned = [d for d, (t, _) in self.objects.items() if t < cutoff and d not in live]
-        return Plan(
-            objects=len(self.objects),
-            delete_objects=len(condemned),
-            reclaim_bytes=sum(self.objects[d][1] for d in condemned),
-            detail=condemned,
-        )
 
     def sweep(self, plan: Plan, progress: Callable[[str, int], None] | None = None) -> SweepResult:
         result = SweepResult()

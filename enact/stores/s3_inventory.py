@@ -341,18 +341,9 @@ class S3Inventory:
         backend, packs = self.backend, self.packs
         detail: _S3Plan = plan.detail
         result = SweepResult()
-        infos: list[_packs.PackInfo] = []
-        entries: list[tuple[str, int, int, int]] = []
-        pack_prefix = len(backend.pack_key(""))
-        for number in detail.keep_packs:
-            pack = packs[number]
-            members = detail.keep_members[number]
-            if pack.loose:
-                entries += [(d, _packs.LOOSE, 0, n) for d, _, n in members]
-                continue
-            pack_no = len(infos)
-            infos.append(_packs.PackInfo(pack.key[pack_prefix:], pack.size))
-            entries += [(d, pack_no, o, n) for d, o, n in members]
+        infos, entries = self._entries(
+            [(number, detail.keep_members[number]) for number in detail.keep_packs]
+        )
         # Move the live objects of mostly-garbage packs into new packs.
         # A moved copy keeps the time of the newest pack it came from: moving it
         # must not give an object that becomes unreachable a new grace period.
@@ -435,19 +426,13 @@ class S3Inventory:
                     )
         if not bad and not recovered and not self.corrupt_indexes:
             return done
-        infos: list[_packs.PackInfo] = []
-        entries: list[tuple[str, int, int, int]] = []
-        pack_prefix = len(backend.pack_key(""))
-        for number, pack in enumerate(packs):
-            if not pack.indexed or not pack.listed:
-                continue
-            members = [m for m in pack.members if (number, m[1]) not in bad]
-            if pack.loose:
-                entries += [(d, _packs.LOOSE, 0, n) for d, _, n in members]
-                continue
-            pack_no = len(infos)
-            infos.append(_packs.PackInfo(pack.key[pack_prefix:], pack.size))
-            entries += [(d, pack_no, o, n) for d, o, n in members]
+        infos, entries = self._entries(
+            [
+                (number, [m for m in pack.members if (number, m[1]) not in bad])
+                for number, pack in enumerate(packs)
+                if pack.indexed and pack.listed
+            ]
+        )
         for info, members in recovered:
             pack_no = len(infos)
             infos.append(info)
@@ -470,6 +455,23 @@ class S3Inventory:
         return done
 
     # -- helpers ---------------------------------------------------------------
+
+    def _entries(
+        self, kept: list[tuple[int, list[tuple[str, int, int]]]]
+    ) -> tuple[list[_packs.PackInfo], list[tuple[str, int, int, int]]]:
+        """Pack infos and index entries listing these members of these packs."""
+        infos: list[_packs.PackInfo] = []
+        entries: list[tuple[str, int, int, int]] = []
+        pack_prefix = len(self.backend.pack_key(""))
+        for number, members in kept:
+            pack = self.packs[number]
+            if pack.loose:
+                entries += [(d, _packs.LOOSE, 0, n) for d, _, n in members]
+                continue
+            pack_no = len(infos)
+            infos.append(_packs.PackInfo(pack.key[pack_prefix:], pack.size))
+            entries += [(d, pack_no, o, n) for d, o, n in members]
+        return infos, entries
 
     def _write_indexes(
         self, infos: list[_packs.PackInfo], entries: list[tuple[str, int, int, int]]

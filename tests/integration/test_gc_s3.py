@@ -6,10 +6,7 @@ copy's time is the time in its pack's id, taken by the writer.
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +15,8 @@ import pytest
 
 import enact
 import enact.gc
-from enact.digests import digest_bytes
-from enact.serialization import pack_value
 from enact.store import iter_links
-from tests.gcsupport import HOUR, dag_object, s3_clock
+from tests.gcsupport import HOUR, dag_object, gc_during_writes, packed, s3_clock, s3_harness
 
 pytest.importorskip("boto3")
 
@@ -40,11 +35,6 @@ def open_s3(s3_bucket: str, s3_endpoint: str) -> Any:
 def _keys(client: Any, bucket: str, prefix: str) -> list[str]:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", ())]
-
-
-def _packed(value: Any) -> tuple[str, bytes]:
-    data, _ = pack_value(value)
-    return digest_bytes(data), data
 
 
 def _objects(n: int, tag: str, size: int = 100) -> dict[str, bytes]:
@@ -232,62 +222,22 @@ def test_legacy_loose_objects_are_collected_or_adopted(
 
 # -- writers running during gc ------------------------------------------------------------
 
-_WRITER = """
-import json, sys, time
-import enact
-from enact.stores.s3 import S3Backend
-bucket, endpoint, until, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
-store = enact.Store(S3Backend(bucket, "gc", endpoint_url=endpoint))
-roots, n = [], 0
-with store:
-    while time.time() < until:
-        # Commit again values that exist only as old garbage, and link them.
-        again = [enact.commit({"garbage": (n * 7 + k) % 150}) for k in range(5)]
-        fresh = [enact.commit({"writer": out, "n": n, "k": k}) for k in range(5)]
-        roots.append(enact.commit({"again": again, "fresh": fresh}).digest)
-        n += 1
-with open(out, "w") as handle:
-    json.dump(roots, handle)
-"""
-
-
 def test_writers_running_during_gc_lose_nothing(
-    open_s3: Any, s3_bucket: str, s3_endpoint: str, s3_env: dict[str, str], tmp_path: Path
+    s3_bucket: str, s3_endpoint: str, s3_client: Any, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    garbage = [_packed({"garbage": i}) for i in range(300)]
-    leaves = [_packed({"leaf": i}) for i in range(200)]
-    live = _packed({"live": [enact.Ref(d) for d, _ in leaves]})
-    with s3_clock(2 * HOUR):  # written two hours ago, in ten commits
-        for start in range(0, 500, 50):
-            open_s3().put(dict((garbage + leaves)[start : start + 50]))
-        open_s3().put(dict([live]))
-    enact.gc.pin(open_s3(), live[0], "live")
-    until = time.time() + 12
-    outputs = [tmp_path / f"writer{i}.json" for i in range(3)]
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITER, s3_bucket, s3_endpoint, repr(until), str(out)],
-            env=s3_env, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for out in outputs
-    ]
-    reports = []
-    try:
-        time.sleep(2)
-        while time.time() < until - 1:
-            reports.append(enact.gc.collect(open_s3()))  # the default grace: an hour
-        errors = [w.communicate(timeout=120)[1] for w in writers]
-    finally:
-        for w in writers:
-            if w.poll() is None:
-                w.kill()
-                w.wait()
-    assert [w.returncode for w in writers] == [0, 0, 0], errors
-    assert reports and reports[0].deleted > 0
+    harness = s3_harness(s3_bucket, "gc", s3_endpoint, s3_client, s3_env)
+    garbage = [packed({"garbage": i}) for i in range(300)]
+    leaves = [packed({"leaf": i}) for i in range(200)]
+    live = packed({"live": [enact.Ref(d) for d, _ in leaves]})
+    for start in range(0, 500, 50):  # written two hours ago, in ten commits
+        harness.write(dict((garbage + leaves)[start : start + 50]), 2 * HOUR)
+    harness.write(dict([live]), 2 * HOUR)
+    enact.gc.pin(harness.open(), live[0], "live")
 
-    fresh = enact.Store(open_s3())
-    committed = [d for out in outputs for d in json.loads(out.read_text())]
+    committed, reports = gc_during_writes(harness, 12, 150, tmp_path)
+    assert reports and reports[0].deleted > 0
     assert len(committed) > 10
+    fresh = enact.Store(harness.open())
     reached = set(iter_links(fresh, committed + [live[0]]))  # reads and verifies all
     with fresh:
         for digest in committed[::7]:
@@ -296,9 +246,9 @@ def test_writers_running_during_gc_lose_nothing(
     recommitted = {d for d, _ in garbage} & reached
     untouched = [d for d, _ in garbage if d not in reached]
     assert recommitted and untouched
-    final = enact.gc.collect(open_s3())
+    final = enact.gc.collect(harness.open())
     assert final.damaged == {}
-    assert open_s3().has(untouched) == [False] * len(untouched)
+    assert harness.open().has(untouched) == [False] * len(untouched)
 
 
 # -- the shared Redis cache in front of S3 --------------------------------------------------
