@@ -442,7 +442,7 @@ class S3Backend:
         small = [(d, b) for d, b in todo if len(b) < self.pack_object_max_bytes]
         large = [(d, b) for d, b in todo if len(b) >= self.pack_object_max_bytes]
         packs = _packs.build_packs(small, self.pack_max_bytes)
-        pack_id = _packs.new_id(created_ns)
+        pack_id = _packs.new_id() if created_ns is None else _packs.new_id(created_ns)
         infos: list[_packs.PackInfo] = []
         entries: list[tuple[str, int, int, int]] = []
         jobs: list[Callable[[], None]] = []
