@@ -14,6 +14,11 @@ Contract, pinned by ``tests/stores/test_contract.py`` for every backend:
   verify digests itself (``Store`` always does).
 * Client-library errors are translated into ``enact.errors.StoreError``
   subclasses at the boundary (``StoreUnavailable`` for unreachable servers).
+
+Optional, for stores that can be collected and checked (``enact.gc``): the
+``Maintainable`` and ``Inventory`` protocols below, and ``quarantine(damaged)``,
+which moves copies found damaged out of the way so that the next ``put`` writes
+them afresh (``Store`` calls it when a read fails its digest).
 """
 
 from __future__ import annotations

@@ -228,8 +228,16 @@ def _gc_roots(args: argparse.Namespace) -> list[Any]:
             f"enact: gc reads refs and flows from Redis to know what is live, which needs "
             f"pip install 'enact[worker]' ({exc}); pass --no-redis if this store has none"
         ) from None
+    from enact.errors import StoreUnavailable
+
     roots = enact.worker.gc_roots()
-    roots[0].ping()  # fail here, before anything else, if Redis cannot be read
+    try:
+        roots[0].ping()  # fail here, before anything else, if Redis cannot be read
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(
+            f"{exc}. gc reads refs and flows from Redis to know what is live, and deletes "
+            "nothing without them; pass --no-redis if this store has no refs or flows"
+        ) from exc
     return roots
 
 
@@ -276,9 +284,15 @@ def _cmd_pin(args: argparse.Namespace) -> int:
         raise SystemExit("enact: pin needs a REF (a digest) or a FLOW id, or --list")
     target, name = args.target, args.name
     if not is_digest(target):
+        from enact.errors import UnknownFlow
         from enact.worker.gcroots import flow_pin_target
 
-        target, name = flow_pin_target(args.target), name or f"flow-{args.target}"
+        try:
+            target, name = flow_pin_target(args.target), name or f"flow-{args.target}"
+        except UnknownFlow:
+            raise SystemExit(
+                f"enact: {args.target!r} is neither a digest (64 hex digits) nor a flow id"
+            ) from None
     try:
         pinned = enact.gc.pin(args.store, target, name)
     except ValueError as exc:  # a malformed pin name
