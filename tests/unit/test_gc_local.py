@@ -274,3 +274,26 @@ def test_the_readme_gc_example_runs_as_written(python_env: dict, tmp_path: Path)
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout == expected
+
+
+def test_gc_deletes_nothing_when_it_cannot_read_the_roots_in_redis(
+    root: Path, unused_port: int, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("celery")
+    from enact.worker import runtime
+
+    backend = FileBackend(root)
+    garbage = dag_object("garbage")
+    backend.put(dict([garbage]))
+    _age(backend, [garbage[0]], 2 * HOUR)
+    monkeypatch.setenv("ENACT_REDIS_URL", f"redis://127.0.0.1:{unused_port}/0")
+    runtime.reset()
+    try:
+        assert main(["gc", "--store", f"file://{root}"]) == 1
+    finally:
+        runtime.reset()
+    err = capsys.readouterr().err
+    assert "StoreUnavailable" in err and f"127.0.0.1:{unused_port}" in err
+    assert "--no-redis" in err
+    assert backend.has([garbage[0]]) == [True]
