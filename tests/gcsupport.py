@@ -165,50 +165,63 @@ def packed(value: Any) -> tuple[str, bytes]:
 
 
 _WRITER = """
-import json, sys, time
+import json, os, sys
 import enact
-url, until, out, distinct = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+url, stop, out, distinct = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 roots, n = [], 0
 with enact.Store(url):
-    while time.time() < until:
+    while not os.path.exists(stop):
         # Commit again values that exist only as old garbage, and link them.
         again = [enact.commit({"garbage": (n * 7 + k) % distinct}) for k in range(10)]
         fresh = [enact.commit({"writer": out, "n": n, "k": k}) for k in range(10)]
         roots.append(enact.commit({"again": again, "fresh": fresh}).digest)
         n += 1
+        with open(out + ".count", "w") as handle:
+            handle.write(str(n))
 with open(out, "w") as handle:
     json.dump(roots, handle)
 """
 
 
 def gc_during_writes(
-    harness: Harness, seconds: float, recommitted: int, directory: Path
+    harness: Harness, recommitted: int, directory: Path, rounds: int = 3, records: int = 5
 ) -> tuple[list[str], list[Any]]:
-    """Run 3 writer processes on the store for ``seconds`` and gc it (default grace)
-    over and over meanwhile. The writers commit again the first ``recommitted``
-    values ``{"garbage": i}``. Returns the records they committed, and the reports."""
+    """Run 3 writer processes on the store and gc it (default grace) over and over
+    meanwhile, until there were at least ``rounds`` gcs and each writer committed
+    at least ``records`` records (however loaded the machine). The writers commit
+    again the first ``recommitted`` values ``{"garbage": i}``. Returns the records
+    they committed, and the gc reports."""
     import json
     import subprocess
     import sys
 
     import enact.gc
 
-    until = time.time() + seconds
+    stop = directory / "stop"
     outputs = [directory / f"writer{i}.json" for i in range(3)]
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, harness.url, repr(until), str(out), str(recommitted)],
+            [sys.executable, "-c", _WRITER, harness.url, str(stop), str(out), str(recommitted)],
             env=harness.env, stderr=subprocess.PIPE,
         )  # fmt: skip
         for out in outputs
     ]
-    reports = []
+
+    def counts() -> list[int]:
+        paths = [Path(f"{out}.count") for out in outputs]
+        return [int(p.read_text() or 0) if p.exists() else 0 for p in paths]
+
+    reports: list[Any] = []
+    deadline = time.monotonic() + 600
     try:
-        time.sleep(1)
-        while time.time() < until - 0.5:
+        while len(reports) < rounds or min(counts()) < records:
+            assert all(w.poll() is None for w in writers), "a writer exited early"
+            assert time.monotonic() < deadline, f"writers made {counts()} records in 600 s"
             reports.append(enact.gc.collect(harness.open()))
-        errors = [w.communicate(timeout=120)[1] for w in writers]
+        stop.touch()
+        errors = [w.communicate(timeout=300)[1] for w in writers]
     finally:
+        stop.touch()
         for w in writers:
             if w.poll() is None:
                 w.kill()
