@@ -165,19 +165,24 @@ def packed(value: Any) -> tuple[str, bytes]:
 
 
 _WRITER = """
-import json, os, sys
+import json, os, random, sys, time
 import enact
-url, stop, out, distinct = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+url, active, stop, out, distinct = sys.argv[1:5] + [int(sys.argv[5])]
 roots, n = [], 0
 with enact.Store(url):
     while not os.path.exists(stop):
+        if not os.path.exists(active):  # write only while a gc runs
+            time.sleep(0.005)
+            continue
         # Commit again values that exist only as old garbage, and link them.
         again = [enact.commit({"garbage": (n * 7 + k) % distinct}) for k in range(10)]
         fresh = [enact.commit({"writer": out, "n": n, "k": k}) for k in range(10)]
         roots.append(enact.commit({"again": again, "fresh": fresh}).digest)
         n += 1
-        with open(out + ".count", "w") as handle:
+        with open(out + ".tmp", "w") as handle:
             handle.write(str(n))
+        os.replace(out + ".tmp", out + ".count")
+        time.sleep(random.uniform(0, 0.02))  # spread the writes over the gc's phases
 with open(out, "w") as handle:
     json.dump(roots, handle)
 """
@@ -186,9 +191,9 @@ with open(out, "w") as handle:
 def gc_during_writes(
     harness: Harness, recommitted: int, directory: Path, rounds: int = 3, records: int = 5
 ) -> tuple[list[str], list[Any]]:
-    """Run 3 writer processes on the store and gc it (default grace) over and over
-    meanwhile, until there were at least ``rounds`` gcs and each writer committed
-    at least ``records`` records (however loaded the machine). The writers commit
+    """Run 3 writer processes that commit while gc (default grace) runs, round after
+    round, until there were at least ``rounds`` gcs and each writer committed at
+    least ``records`` records (however loaded the machine). The writers commit
     again the first ``recommitted`` values ``{"garbage": i}``. Returns the records
     they committed, and the gc reports."""
     import json
@@ -197,11 +202,12 @@ def gc_during_writes(
 
     import enact.gc
 
-    stop = directory / "stop"
+    active, stop = directory / "active", directory / "stop"
     outputs = [directory / f"writer{i}.json" for i in range(3)]
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, harness.url, str(stop), str(out), str(recommitted)],
+            [sys.executable, "-c", _WRITER, harness.url, str(active), str(stop), str(out),
+             str(recommitted)],
             env=harness.env, stderr=subprocess.PIPE,
         )  # fmt: skip
         for out in outputs
@@ -209,7 +215,7 @@ def gc_during_writes(
 
     def counts() -> list[int]:
         paths = [Path(f"{out}.count") for out in outputs]
-        return [int(p.read_text() or 0) if p.exists() else 0 for p in paths]
+        return [int(p.read_text()) if p.exists() else 0 for p in paths]
 
     reports: list[Any] = []
     deadline = time.monotonic() + 600
@@ -217,7 +223,9 @@ def gc_during_writes(
         while len(reports) < rounds or min(counts()) < records:
             assert all(w.poll() is None for w in writers), "a writer exited early"
             assert time.monotonic() < deadline, f"writers made {counts()} records in 600 s"
+            active.touch()
             reports.append(enact.gc.collect(harness.open()))
+            active.unlink()
         stop.touch()
         errors = [w.communicate(timeout=300)[1] for w in writers]
     finally:
