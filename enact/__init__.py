@@ -4,6 +4,7 @@ This module is the public API; everything here is re-exported from the modules
 that implement it.
 """
 
+from enact import engine as _engine  # noqa: F401  (gives Invocation its engine methods)
 from enact.errors import (
     AnswerTypeError,
     ConfigError,

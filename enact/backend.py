@@ -1,7 +1,7 @@
-"""The storage backend interface: opaque bytes by digest.
+"""The storage backend interface: opaque bytes by digest, opened by URL scheme.
 
 A backend only moves bytes. Everything clever (encoding, digest checks, caching,
-batching) happens once, in ``enact.store.Store``. It is a ``Protocol`` so a
+batching) happens once, in ``enact.store.Store``. ``Backend`` is a ``Protocol`` so a
 third-party backend does not need to import enact.
 
 Contract, pinned by ``tests/stores/test_contract.py`` for every backend:
@@ -11,18 +11,32 @@ Contract, pinned by ``tests/stores/test_contract.py`` for every backend:
 * ``put`` is idempotent: an equal digest means equal bytes, so a backend may skip
   objects it already holds, and two writers racing on one digest both succeed.
 * A backend never returns bytes it has not read completely; it may, but need not,
-  verify digests itself (``Store`` always does).
+  verify digests itself (``Store`` always does; ``verify`` is here for backends).
 * Client-library errors are translated into ``enact.errors.StoreError``
   subclasses at the boundary (``StoreUnavailable`` for unreachable servers).
+* A backend that keeps the very bytes it is given in this process (the memory
+  backend) sets ``in_process = True``: the store then neither caches them again
+  nor moves async commits to a thread.
 
 Optional, for stores that can be collected and checked (``enact.gc``): the
 ``Maintainable`` and ``Inventory`` protocols below, and ``quarantine(damaged)``,
 which moves copies found damaged out of the way so that the next ``put`` writes
 them afresh (``Store`` calls it when a read fails its digest).
+
+Backends are opened by URL through one table, scheme -> class. ``enact.stores``
+registers its own (``memory``, ``file``, ``s3``, ``redis``, ``rediss``); a
+third-party package registers more with ``register_scheme``. A class in the table
+has ``from_url(url, settings)``; ``settings`` is anything with the attributes of
+``BackendSettings`` (in practice ``enact.config.Settings``), so the stores never
+import the configuration module.
+
+This is the only core module the stores import, besides ``enact.errors``; it
+re-exports what they need of the rest (digest checks, redaction of secrets).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import (
     Any,
@@ -36,7 +50,34 @@ from typing import (
     runtime_checkable,
 )
 
-from enact.redaction import redact_url
+from enact.digests import is_digest, verify
+from enact.errors import ConfigError
+from enact.redaction import redact, redact_url, safe_cause
+
+# What a backend may need from the core, all from this one module: the stores
+# import nothing else of enact but enact.errors.
+__all__ = [
+    "KNOWN_DIGESTS_TTL_S",
+    "LOCK_TTL_S",
+    "MIN_GRACE_S",
+    "REUSE_HORIZON_S",
+    "Backend",
+    "BackendSettings",
+    "Copy",
+    "Inventory",
+    "Maintainable",
+    "Plan",
+    "SweepResult",
+    "backend_class",
+    "describe",
+    "is_digest",
+    "redact",
+    "redact_url",
+    "register_scheme",
+    "safe_cause",
+    "schemes",
+    "verify",
+]
 
 
 @runtime_checkable
@@ -54,6 +95,69 @@ class Backend(Protocol):
     def put(self, objects: Mapping[str, bytes]) -> None:
         """Store objects by digest; idempotent."""
         ...
+
+
+class BackendSettings(Protocol):
+    """What a backend may read from the settings it is opened with."""
+
+    @property
+    def redis_prefix(self) -> str: ...
+
+    @property
+    def s3_endpoint_url(self) -> str | None: ...
+
+    @property
+    def aws_region(self) -> str | None: ...
+
+    @property
+    def aws_access_key_id(self) -> str | None: ...
+
+    @property
+    def aws_secret_access_key(self) -> str | None: ...
+
+    @property
+    def aws_session_token(self) -> str | None: ...
+
+    @property
+    def aws_profile(self) -> str | None: ...
+
+
+_SCHEME_RE = re.compile(r"[a-z][a-z0-9+.-]*")
+
+# scheme -> a function returning the backend class (lets optional backends load lazily)
+_SCHEMES: dict[str, Callable[[], Any]] = {}
+
+
+def register_scheme(scheme: str, load: Callable[[], Any]) -> None:
+    """Open URLs ``scheme://...`` with the class ``load()`` returns (its ``from_url``).
+
+    ``load`` runs on first use, so a backend whose client library is an optional
+    extra costs nothing until a URL names it; it should raise ``ImportError`` naming
+    the extra to install when that library is missing.
+    """
+    if not _SCHEME_RE.fullmatch(scheme):
+        raise ConfigError(
+            f"invalid store URL scheme {scheme!r}: a lowercase letter, then letters, "
+            "digits, '+', '-' or '.'"
+        )
+    _SCHEMES[scheme] = load
+
+
+def schemes() -> list[str]:
+    """The URL schemes a backend is registered for, sorted."""
+    return sorted(_SCHEMES)
+
+
+def backend_class(scheme: str) -> Any:
+    """The class that opens ``scheme://`` URLs; ``ConfigError`` if none is registered."""
+    try:
+        load = _SCHEMES[scheme]
+    except KeyError:
+        raise ConfigError(
+            f"no storage backend for URL scheme {scheme!r}; expected one of "
+            f"{', '.join(s + '://' for s in schemes())}"
+        ) from None
+    return load()
 
 
 def describe(backend: object) -> str:

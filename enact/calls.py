@@ -1,119 +1,108 @@
 """The call engine: records tracked calls as they run, and replays recorded ones.
 
 This is the hot path. Every tracked call does a handful of dict operations, one
-or two digests of small records, and appends a ``Node`` to its parent's frame;
-the packed records of a whole run are written to the store in one batch when the
-top-level call ends (or at each checkpoint, when a worker asks for them).
+or two digests of small records, and appends a ``Node`` (``enact.tree``) to its
+parent's frame; the packed records of a whole run are written to the store in one
+batch when it ends, or at each checkpoint.
 
-A ``Node`` is the in-memory view of a recorded invocation: digests only, never
-values. Nodes of runs made in this process are kept by the store, and nodes of
-older runs are loaded lazily from the records, so replay walks only the calls it
-actually touches: a reused child costs one match and one output decode, however
-large its own subtree.
+Everything goes through a small public interface (``docs/engine.md``):
+
+* ``Run``: one top-level run (``invoke``, a replay, a worker's call, a
+  ``ReplayContext``): start / stop, the calls it made, ``checkpoint``, ``flush``.
+* Recording a child, for tracked callables: ``current``, ``prepare``, ``stage``,
+  ``running``, ``call_sync``, ``call_async``.
+* Children that run elsewhere, for fan-out: ``reserve`` a slot (matched against the
+  record exactly as a plain call is), ``fill`` or ``release`` it, ``outcome``, ``step``.
+
+``_Frame`` (one running call: its children so far, and the record it replays) and
+``_Session`` (one run: options and the records to write) are private; a ``Scope``
+is an opaque handle on a frame, to pass back to these functions.
+
+Replay matches each call against the next recorded child of its parent (same
+invokable state, same input): a complete match is reused without running (one
+match and one output decode, however large its subtree), an incomplete one is
+entered and replayed the same way, and a mismatch raises ``ReplayError`` (strict)
+or runs fresh from there on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Sequence
 
-from msgpack import ExtType
-
+from enact import tree
 from enact.digests import digest_bytes
-from enact.errors import IncompleteSubinvocationError, InputChanged, ReplayError
-from enact.records import (
-    CallArgs,
-    ExceptionResource,
-    Invocation,
-    NativeException,
-    Request,
-    Response,
-    checkout_record,
+from enact.errors import (
+    DeserializationError,
+    EnactError,
+    IncompleteSubinvocationError,
+    InputChanged,
+    ReplayError,
 )
-from enact.refs import Ref
-from enact.serialization import EXT_REF, EXT_RESOURCE, pack_encoded, pack_value
+from enact.printing import describe_call
+from enact.records import CallArgs, ExceptionResource, NativeException
+from enact.serialization import pack_value, unpack_value
+from enact.store import Store
+from enact.tree import Node
 
-if TYPE_CHECKING:
-    from enact.store import Store
+__all__ = [
+    "CallSpec",
+    "Run",
+    "Scope",
+    "Slot",
+    "args_object",
+    "call_async",
+    "call_sync",
+    "current",
+    "fill",
+    "outcome",
+    "packed",
+    "prepare",
+    "raised_exception",
+    "release",
+    "reserve",
+    "running",
+    "stage",
+    "step",
+    "store_of",
+    "value_object",
+]
 
-_frame: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("enact_frame", default=None)
+_frame: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar("enact_frame", default=None)
 
-_REQUEST_MARKER = ExtType(EXT_RESOURCE, Request.type_id().encode())
-_RESPONSE_MARKER = ExtType(EXT_RESOURCE, Response.type_id().encode())
-_INVOCATION_MARKER = ExtType(EXT_RESOURCE, Invocation.type_id().encode())
-_CALLARGS_MARKER = ExtType(EXT_RESOURCE, CallArgs.type_id().encode())
+#: The frame of the tracked call running in this context, or ``None`` (not tracked).
+current: Callable[[], _Frame | None] = _frame.get
+
+
+# Digests of values, memoized -----------------------------------------------------
 
 # Values whose digest can be memoized by (value, type): immutable, and equal
 # only when their encodings are equal. Floats are left out (0.0 == -0.0).
-_MEMO_TYPES = frozenset({int, str, bytes, bool, type(None)})
-_MEMO_LIMIT = 200_000
+MEMO_TYPES = frozenset({int, str, bytes, bool, type(None)})
+MEMO_LIMIT = 10_000
 _value_memo: dict[Any, tuple[str, bytes]] = {}
 _args_memo: dict[Any, tuple[str, bytes]] = {}
-_request_memo: dict[tuple[str, str], tuple[str, bytes]] = {}
 
 
-def current_frame() -> Frame | None:
-    """The frame of the tracked call running in this context, if any."""
-    return _frame.get()
-
-
-_tuple_new = tuple.__new__
-_fromhex = bytes.fromhex
-
-
-def _ext(digest: str) -> ExtType:
-    # ExtType.__new__ validates in Python; our codes and data are known good.
-    return _tuple_new(ExtType, (EXT_REF, _fromhex(digest)))
-
-
-def _invocation_template() -> tuple[bytes, ...]:
-    """Byte segments of a packed Invocation, split where the digests go.
-
-    An Invocation always has the same shape, so packing one is a join of fixed
-    segments and four raw digests (two sorted links, then request, response).
-    A unit test pins the result to what the generic encoder produces.
-    """
-    a, b = "aa" * 32, "bb" * 32
-    body = [_INVOCATION_MARKER, {"request": _ext(a), "response": _ext(b)}]
-    data = pack_encoded(body, [a, b])
-    raw_a, raw_b = _fromhex(a), _fromhex(b)
-    segments = []
-    rest = data
-    for raw in (raw_a, raw_b, raw_a, raw_b):
-        head, _, rest = rest.partition(raw)
-        segments.append(head)
-    segments.append(rest)
-    return tuple(segments)
-
-
-_INV_SEGMENTS = _invocation_template()
-
-
-def pack_invocation(request_digest: str, response_digest: str) -> bytes:
-    """The packed Invocation record for a request and a response digest."""
-    s0, s1, s2, s3, s4 = _INV_SEGMENTS
-    req, resp = _fromhex(request_digest), _fromhex(response_digest)
-    low, high = (req, resp) if req < resp else (resp, req)
-    return b"".join((s0, low, s1, high, s2, req, s3, resp, s4))
-
-
-def _packed(obj: Any) -> tuple[str, bytes]:
-    data, _ = pack_value(obj)
+def packed(value: Any) -> tuple[str, bytes]:
+    """Digest and packed bytes of ``value``."""
+    data, _ = pack_value(value)
     return digest_bytes(data), data
 
 
 def value_object(value: Any) -> tuple[str, bytes]:
     """Digest and packed bytes of a value, memoized for small immutable scalars."""
     t = type(value)
-    if t in _MEMO_TYPES and (t is not str and t is not bytes or len(value) < 256):
+    if t in MEMO_TYPES and (t is not str and t is not bytes or len(value) < 256):
         key = (value, t)
         hit = _value_memo.get(key)
         if hit is None:
-            if len(_value_memo) > _MEMO_LIMIT:
+            if len(_value_memo) >= MEMO_LIMIT:
                 _value_memo.clear()
-            hit = _value_memo[key] = _packed(value)
+            hit = _value_memo[key] = packed(value)
         return hit
-    return _packed(value)
+    return packed(value)
 
 
 def args_object(args: tuple, kwargs: dict) -> tuple[tuple[str, bytes], bool]:
@@ -124,162 +113,20 @@ def args_object(args: tuple, kwargs: dict) -> tuple[tuple[str, bytes], bool]:
     if not kwargs:
         for a in args:
             t = type(a)
-            if t not in _MEMO_TYPES or ((t is str or t is bytes) and len(a) >= 256):
+            if t not in MEMO_TYPES or ((t is str or t is bytes) and len(a) >= 256):
                 break
         else:
             key = (args, tuple(map(type, args)))
             hit = _args_memo.get(key)
             if hit is None:
-                if len(_args_memo) > _MEMO_LIMIT:
+                if len(_args_memo) >= MEMO_LIMIT:
                     _args_memo.clear()
-                hit = _args_memo[key] = _packed(CallArgs(list(args), {}))
+                hit = _args_memo[key] = packed(CallArgs(list(args), {}))
             return hit, True
-    return _packed(CallArgs(list(args), dict(kwargs))), False
+    return packed(CallArgs(list(args), dict(kwargs))), False
 
 
-def _request_object(invokable_digest: str, input_digest: str) -> tuple[str, bytes]:
-    key = (invokable_digest, input_digest)
-    hit = _request_memo.get(key)
-    if hit is None:
-        body = [_REQUEST_MARKER, {"input": _ext(input_digest), "invokable": _ext(invokable_digest)}]
-        data = pack_encoded(body, {invokable_digest, input_digest})
-        if len(_request_memo) > _MEMO_LIMIT:
-            _request_memo.clear()
-        hit = _request_memo[key] = (digest_bytes(data), data)
-    return hit
-
-
-class Node:
-    """A recorded call, by digests. Never mutated once built."""
-
-    __slots__ = (
-        "digest",
-        "request_digest",
-        "response_digest",
-        "invokable_digest",
-        "input_digest",
-        "post_invokable_digest",
-        "output_digest",
-        "raised_digest",
-        "raised_here",
-        "children",
-    )
-
-    def __init__(
-        self,
-        digest: str,
-        request_digest: str,
-        response_digest: str,
-        invokable_digest: str,
-        input_digest: str,
-        post_invokable_digest: str,
-        output_digest: str | None,
-        raised_digest: str | None,
-        raised_here: bool,
-        children: list[str],
-    ) -> None:
-        self.digest = digest
-        self.request_digest = request_digest
-        self.response_digest = response_digest
-        self.invokable_digest = invokable_digest
-        self.input_digest = input_digest
-        self.post_invokable_digest = post_invokable_digest
-        self.output_digest = output_digest
-        self.raised_digest = raised_digest
-        self.raised_here = raised_here
-        self.children = children
-
-    @property
-    def complete(self) -> bool:
-        return self.output_digest is not None or self.raised_digest is not None
-
-    def invocation(self) -> Invocation:
-        inv = Invocation(Ref(self.request_digest), Ref(self.response_digest))
-        object.__setattr__(inv, "_digest", self.digest)
-        return inv
-
-
-# The slot of a child call that ended but could not be recorded (say, its state
-# after the call cannot be stored). Its error propagates to the parent, which
-# records it as raised there; the parent's record leaves the slot out.
-UNRECORDED = Node("", "", "", "", "", "", None, None, False, [])
-
-
-def _unrecorded(frame: Frame, slot: int) -> None:
-    if frame.children[slot] is None:
-        frame.children[slot] = UNRECORDED
-
-
-def build_node(
-    objects: dict[str, bytes],
-    request_digest: str,
-    invokable_digest: str,
-    input_digest: str,
-    post_invokable_digest: str,
-    output_digest: str | None,
-    raised_digest: str | None,
-    raised_here: bool,
-    children: list[str],
-) -> Node:
-    """Pack the response and invocation records of a call into ``objects``."""
-    links = set(children)
-    links.add(post_invokable_digest)
-    if output_digest is not None:
-        links.add(output_digest)
-    if raised_digest is not None:
-        links.add(raised_digest)
-    body = [
-        _RESPONSE_MARKER,
-        {
-            "children": [_ext(c) for c in children],
-            "invokable": _ext(post_invokable_digest),
-            "output": None if output_digest is None else _ext(output_digest),
-            "raised": None if raised_digest is None else _ext(raised_digest),
-            "raised_here": raised_here,
-        },
-    ]
-    data = pack_encoded(body, links)
-    response_digest = digest_bytes(data)
-    objects[response_digest] = data
-    data = pack_invocation(request_digest, response_digest)
-    digest = digest_bytes(data)
-    objects[digest] = data
-    return Node(
-        digest,
-        request_digest,
-        response_digest,
-        invokable_digest,
-        input_digest,
-        post_invokable_digest,
-        output_digest,
-        raised_digest,
-        raised_here,
-        children,
-    )
-
-
-def load_node(store: Store, digest: str) -> Node:
-    """The node of a stored invocation, from the store's node cache or its records."""
-    nodes = store.nodes
-    node = nodes.get(digest)
-    if node is None:
-        inv = checkout_record(store, digest, Invocation)
-        request = checkout_record(store, inv.request.digest, Request)
-        response = checkout_record(store, inv.response.digest, Response)
-        node = Node(
-            digest,
-            inv.request.digest,
-            inv.response.digest,
-            request.invokable.digest,
-            request.input.digest,
-            response.invokable.digest,
-            None if response.output is None else response.output.digest,
-            None if response.raised is None else response.raised.digest,
-            response.raised_here,
-            [c.digest for c in response.children],
-        )
-        nodes[digest] = node
-    return node
+# What is called --------------------------------------------------------------------
 
 
 class CallSpec:
@@ -307,45 +154,58 @@ class CallSpec:
         self.watch: Callable[[], str] | None = None
 
 
-class Session:
-    """One top-level run (invoke or replay): options and the objects to write."""
+# Sessions and frames (private) -----------------------------------------------------------
 
-    __slots__ = ("store", "objects", "strict", "exception_override", "on_checkpoint", "known")
+
+class _Session:
+    """One run: its options and the records it has not written yet."""
+
+    __slots__ = (
+        "store", "cache", "objects", "strict", "exception_override", "on_step", "run",
+        "top", "last_checkpoint",
+    )  # fmt: skip
 
     def __init__(
         self,
         store: Store,
-        strict: bool = True,
-        exception_override: Callable[[BaseException], Any] | None = None,
-        on_checkpoint: Callable[[Frame], None] | None = None,
+        strict: bool,
+        exception_override: Callable[[BaseException], Any] | None,
+        on_step: Callable[[Run], None] | None,
+        run: Run,
     ) -> None:
         self.store = store
+        self.cache = tree.cache_for(store)
         self.objects: dict[str, bytes] = {}
         self.strict = strict
         self.exception_override = exception_override
-        self.on_checkpoint = on_checkpoint
-        self.known = store.known_digests
-
-    def add(self, digest: str, data: bytes) -> None:
-        self.objects[digest] = data
+        self.on_step = on_step
+        self.run = run
+        # The frame of the top-level call running now (what a checkpoint records).
+        self.top: _Frame | None = None
+        self.last_checkpoint: Node | None = None
 
     def flush(self) -> None:
         """Write every object recorded so far, except those this store wrote lately.
 
-        The check happens here, not in ``add``: the store forgets what it wrote
-        after a while (``Store.recently_written``), and a record must not link an
-        object it skipped on older knowledge (a concurrent gc may take it).
+        The check happens here, when writing (``tree.write_records``), not as
+        objects are recorded: the store forgets what it wrote after a while
+        (``Store.recently_written``), and a record must not link an object it
+        skipped on older knowledge (a concurrent gc may take it).
         """
         if self.objects:
             objects, self.objects = self.objects, {}
-            known = self.known = self.store.recently_written()
-            objects = {d: b for d, b in objects.items() if d not in known}
-            if objects:
-                self.store.put_objects(objects)
-                known.update(objects)
+            try:
+                tree.write_records(self.store, objects)
+            except BaseException:
+                self.objects = {**objects, **self.objects}  # keep them for the next try
+                raise
+
+    def stepped(self) -> None:
+        if self.on_step is not None:
+            self.on_step(self.run)
 
 
-class Frame:
+class _Frame:
     """The record being built for one running call: its children so far."""
 
     __slots__ = (
@@ -354,21 +214,26 @@ class Frame:
         "recorded",
         "cursor",
         "diverged",
-        "depth",
+        "top",
         "_child_exceptions",
         "spec",
         "unstarted",
     )
 
     def __init__(
-        self, session: Session, recorded: list[str] | None, depth: int, spec: CallSpec | None
+        self,
+        session: _Session,
+        recorded: Sequence[str] | None,
+        spec: CallSpec | None,
+        top: bool,
     ) -> None:
         self.session = session
         self.children: list[Node | None] = []
         self.recorded = recorded
         self.cursor = 0
         self.diverged = False
-        self.depth = depth
+        # The top-level call's frame: each child that finishes is a step of the run.
+        self.top = top
         self._child_exceptions: list[BaseException] | None = None
         self.spec = spec
         # Async child calls created but not yet started (their slots come at start).
@@ -401,14 +266,15 @@ class Frame:
         recorded = self.recorded
         if recorded is None or self.diverged or self.cursor >= len(recorded):
             return None
-        node = load_node(self.session.store, recorded[self.cursor])
+        session = self.session
+        node = tree.load(session.store, recorded[self.cursor], session.cache)
         if (
             node.invokable_digest == spec.invokable_digest
             and node.input_digest == spec.input_digest
         ):
             self.cursor += 1
             return node
-        if self.session.strict:
+        if session.strict:
             raise ReplayError(
                 f"replay diverged at child call #{self.cursor} of {self._describe_self()}: "
                 f"the record has {self.describe(node.invokable_digest, node.input_digest)} "
@@ -420,8 +286,6 @@ class Frame:
 
     def describe(self, invokable_digest: str, input_digest: str) -> str:
         """``name(args)`` of a call, for error messages (records may not be flushed yet)."""
-        from enact.printing import describe_call
-
         session = self.session
         return describe_call(invokable_digest, input_digest, session.store, session.objects)
 
@@ -429,10 +293,6 @@ class Frame:
         if self.spec is None:
             return "the top-level call"
         return self.describe(self.spec.invokable_digest, self.spec.input_digest)
-
-    def attach(self, node: Node) -> None:
-        """Record an already-built invocation (e.g. run on a worker) as the next child."""
-        self.children.append(node)
 
     def child_digests(self) -> list[str]:
         if self.unstarted:
@@ -451,60 +311,227 @@ class Frame:
                 out.append(child.digest)
         return out
 
-    def partial_invocation(self) -> Node:
-        """Record this frame, as it stands, as an incomplete invocation (a checkpoint)."""
-        spec = self.spec
-        assert spec is not None
-        session = self.session
-        request_digest, data = _request_object(spec.invokable_digest, spec.input_digest)
-        session.add(request_digest, data)
-        # Only the prefix of finished children is a valid record to resume from.
+    def finished_prefix(self) -> list[str]:
+        """Digests of the children that finished before the first one still running."""
         prefix = []
         for child in self.children:
             if child is None or child is UNRECORDED:
                 break
             prefix.append(child.digest)
-        node = build_node(
+        return prefix
+
+
+#: An opaque handle on the running tracked call: pass it back to this module's
+#: functions, never read its attributes.
+Scope = _Frame
+
+# The slot of a child call that ended but could not be recorded (say, its state
+# after the call cannot be stored). Its error propagates to the parent, which
+# records it as raised there; the parent's record leaves the slot out.
+UNRECORDED = Node("", "", "", "", "", "", None, None, False, ())
+
+
+def _unrecorded(frame: _Frame, slot: int) -> None:
+    if frame.children[slot] is None:
+        frame.children[slot] = UNRECORDED
+
+
+# Runs --------------------------------------------------------------------------------------
+
+
+class Run:
+    """One top-level run: ``invoke``, a replay, a call run by a worker, a ``ReplayContext``.
+
+    Inside ``with run:`` (or between ``start()`` and ``stop()``) tracked calls are
+    recorded as the run's calls, in order. ``replay`` lists recorded invocation
+    digests that those calls replay, in order (``invoke(replay_from=d)`` passes
+    ``(d,)``). Records are written by ``flush`` (one batch) or ``checkpoint``.
+    ``on_step(run)`` is called after each child of the top-level call finishes.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        replay: Sequence[str] = (),
+        strict: bool = True,
+        exception_override: Callable[[BaseException], Any] | None = None,
+        on_step: Callable[[Run], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._session = _Session(store, strict, exception_override, on_step, self)
+        self._root = _Frame(self._session, list(replay) if replay else None, None, False)
+        self._tokens: list[contextvars.Token] = []
+
+    @property
+    def strict(self) -> bool:
+        return self._session.strict
+
+    def start(self) -> Run:
+        """Make this run the current scope in this context (tracked calls record here)."""
+        self._tokens.append(_frame.set(self._root))
+        return self
+
+    def stop(self) -> None:
+        """Restore the scope that was current before ``start``."""
+        _frame.reset(self._tokens.pop())
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def calls(self) -> list[Node]:
+        """The finished calls made directly in this run, in order."""
+        return [c for c in self._root.children if c is not None and c is not UNRECORDED]
+
+    def top(self) -> Node | None:
+        """The node of the first call made in the run; ``None`` if it could not be recorded."""
+        children = self._root.children
+        node = children[0] if children else None
+        return None if node is None or node is UNRECORDED else node
+
+    def checkpoint(self) -> str:
+        """Record the running top-level call as it stands; return the digest to resume from.
+
+        The record holds the children that finished (a prefix: a child still
+        running and everything after it are left out); everything recorded so
+        far is written with it. Replaying the digest (``invoke(replay_from=...)``)
+        reuses those children. How it is stored is ``tree.checkpoint``'s business.
+        """
+        session = self._session
+        frame = session.top
+        if frame is None or frame.spec is None:
+            raise EnactError("Run.checkpoint: no top-level call is running in this run")
+        spec = frame.spec
+        request_digest, data = tree.request_object(spec.invokable_digest, spec.input_digest)
+        session.objects[request_digest] = data
+        node = tree.checkpoint(
             session.objects,
+            session.last_checkpoint,
             request_digest,
             spec.invokable_digest,
             spec.input_digest,
-            spec.invokable_digest,
-            None,
-            None,
-            False,
-            prefix,
+            frame.finished_prefix(),
         )
-        session.store.nodes[node.digest] = node
-        return node
+        session.cache.put(node)
+        session.last_checkpoint = node
+        session.flush()
+        return node.digest
+
+    def flush(self) -> None:
+        """Write the run's records not yet written, in one batch."""
+        self._session.flush()
+
+    async def flush_async(self) -> None:
+        """``flush`` without blocking the event loop on a store that does I/O."""
+        if not self._session.objects:
+            return
+        if self.store.in_process:
+            self.flush()
+        else:
+            await asyncio.to_thread(self.flush)
+
+    def take_objects(self) -> dict[str, bytes]:
+        """Hand over the records not yet written (for the caller to write elsewhere)."""
+        objects, self._session.objects = self._session.objects, {}
+        return objects
 
 
-# Recording -------------------------------------------------------------------
+# Recording a child -------------------------------------------------------------------------
+
+
+def stage(scope: _Frame, digest: str, data: bytes) -> None:
+    """Record an object (a value the records point to) with the run's records."""
+    scope.session.objects[digest] = data
+
+
+def prepare(
+    scope: _Frame,
+    invokable: Any,
+    invokable_object: tuple[str, bytes],
+    input_object: tuple[str, bytes],
+    immutable_input: bool,
+    live: Any = None,
+) -> CallSpec:
+    """The ``CallSpec`` of a call, its invokable and input staged with the run's records."""
+    objects = scope.session.objects
+    invokable_digest, data = invokable_object
+    objects[invokable_digest] = data
+    input_digest, data = input_object
+    objects[input_digest] = data
+    return CallSpec(invokable, invokable_digest, input_digest, immutable_input, live)
+
+
+def running(scope: _Frame) -> CallSpec | None:
+    """What ``scope`` is running (``None`` at the root of a run)."""
+    return scope.spec
+
+
+def store_of(scope: _Frame) -> Store:
+    """The store ``scope``'s run records into."""
+    return scope.session.store
+
+
+def outcome(
+    store: Store, node: Node, value: bytes | None = None, scope: _Frame | None = None
+) -> Any:
+    """The output of a finished recorded call, or raise its exception as the call did.
+
+    ``value`` is the packed output or exception if the caller has it already. With
+    ``scope``, records staged in its run are read too, and a raised exception is
+    marked as having passed through from that scope's child, so the scope's own
+    record says it was not raised there.
+    """
+    if value is None and scope is not None:
+        value = scope.session.objects.get(node.raised_digest or node.output_digest or "")
+    return _outcome(store, node, value, scope)
+
+
+def _outcome(store: Store, node: Node, value: bytes | None, scope: _Frame | None) -> Any:
+    if node.raised_digest is not None:
+        if value is None:
+            value = store.get_object(node.raised_digest)
+        exc = raised_exception(value)
+        try:
+            exc.__enact_raised__ = node.raised_digest  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        if scope is not None:
+            scope.child_exception = exc
+        raise exc
+    if value is not None:
+        return unpack_value(value)
+    return store.checkout_value(node.output_digest)  # type: ignore[arg-type]
+
+
+def raised_exception(data: bytes) -> BaseException:
+    """The exception to raise for a recorded one (built-ins come back as themselves);
+    ``DeserializationError`` if the record holds something that is not an exception."""
+    exc = unpack_value(data)
+    if isinstance(exc, NativeException):
+        return exc.to_builtin()
+    if not isinstance(exc, BaseException):
+        raise DeserializationError(
+            f"a recorded exception must be an exception, got a {type(exc).__qualname__}"
+        )
+    return exc
 
 
 def _reuse(
-    frame: Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]
+    frame: _Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]
 ) -> Any:
     """Return (or raise) what a recorded child returned, without running it."""
     frame.children[slot] = node
     store = frame.session.store
     if node.post_invokable_digest != node.invokable_digest:
         restore(spec, store.checkout(node.post_invokable_digest))
-    if node.raised_digest is not None:
-        exc = store.checkout(node.raised_digest)
-        if isinstance(exc, NativeException):
-            exc = exc.to_builtin()
-        try:
-            exc.__enact_raised__ = node.raised_digest
-        except AttributeError:
-            pass
-        frame.child_exception = exc
-        raise exc
-    return store.checkout_value(node.output_digest)  # type: ignore[arg-type]
+    return _outcome(store, node, None, frame)
 
 
 def _record_exception(
-    frame: Frame, child: Frame, exc: BaseException
+    frame: _Frame, child: _Frame, exc: BaseException
 ) -> tuple[str, bool, BaseException]:
     """The digest of a raised exception, whether it was raised here, and what to raise."""
     session = frame.session
@@ -520,8 +547,8 @@ def _record_exception(
         resource: ExceptionResource = to_raise
     else:
         resource = NativeException.from_exception(to_raise)
-    digest, data = _packed(resource)
-    session.add(digest, data)
+    digest, data = packed(resource)
+    session.objects[digest] = data
     try:
         to_raise.__enact_raised__ = digest  # type: ignore[attr-defined]
     except AttributeError:
@@ -531,7 +558,7 @@ def _record_exception(
     return digest, True, to_raise
 
 
-def _check_input(frame: Frame, spec: CallSpec) -> None:
+def _check_input(frame: _Frame, spec: CallSpec) -> None:
     """``InputChanged`` if a call with a mutable input changed it while running."""
     if spec.watch is not None and spec.watch() != spec.input_digest:
         raise InputChanged(
@@ -541,8 +568,8 @@ def _check_input(frame: Frame, spec: CallSpec) -> None:
 
 
 def _finish(
-    frame: Frame,
-    child: Frame,
+    frame: _Frame,
+    child: _Frame,
     slot: int,
     spec: CallSpec,
     output: tuple[str, bytes] | None,
@@ -550,33 +577,34 @@ def _finish(
     post_state: Callable[[CallSpec], str],
 ) -> Node:
     session = frame.session
+    objects = session.objects
     children = child.child_digests()
-    request_digest, data = _request_object(spec.invokable_digest, spec.input_digest)
-    session.add(request_digest, data)
+    request_digest, data = tree.request_object(spec.invokable_digest, spec.input_digest)
+    objects[request_digest] = data
     post = post_state(spec)
     if output is not None:
         output_digest, data = output
-        session.add(output_digest, data)
-        node = build_node(
-            session.objects, request_digest, spec.invokable_digest, spec.input_digest,
+        objects[output_digest] = data
+        node = tree.build(
+            objects, request_digest, spec.invokable_digest, spec.input_digest,
             post, output_digest, None, False, children,
-        )
+        )  # fmt: skip
     else:
         assert raised is not None
-        node = build_node(
-            session.objects, request_digest, spec.invokable_digest, spec.input_digest,
+        node = tree.build(
+            objects, request_digest, spec.invokable_digest, spec.input_digest,
             post, None, raised[0], raised[1], children,
-        )
-    session.store.nodes[node.digest] = node
+        )  # fmt: skip
+    session.cache.put(node)
     frame.children[slot] = node
-    if frame.depth == 1 and session.on_checkpoint is not None:
-        session.on_checkpoint(frame)
+    if frame.top:
+        session.stepped()
     return node
 
 
 def _failed(
-    frame: Frame,
-    child: Frame,
+    frame: _Frame,
+    child: _Frame,
     slot: int,
     spec: CallSpec,
     exc: Exception,
@@ -594,8 +622,8 @@ def _failed(
 
 
 def _succeeded(
-    frame: Frame,
-    child: Frame,
+    frame: _Frame,
+    child: _Frame,
     slot: int,
     spec: CallSpec,
     packed_output: tuple[str, bytes],
@@ -608,7 +636,7 @@ def _succeeded(
         raise
 
 
-def _returned(frame: Frame, spec: CallSpec, output: Any) -> tuple[str, bytes]:
+def _returned(frame: _Frame, spec: CallSpec, output: Any) -> tuple[str, bytes]:
     """The packed output of a call that returned; raises if it cannot be recorded.
 
     Called inside the call's ``try``: a changed input or an output that cannot
@@ -619,23 +647,35 @@ def _returned(frame: Frame, spec: CallSpec, output: Any) -> tuple[str, bytes]:
     return value_object(output)
 
 
+def _enter(frame: _Frame, spec: CallSpec, recorded: Node | None) -> _Frame:
+    """The frame of a child call about to run (replaying ``recorded``'s children)."""
+    session = frame.session
+    top = frame.spec is None  # a call made at the root of a run is a top-level call
+    child = _Frame(session, None if recorded is None else recorded.children, spec, top)
+    if top:
+        session.top = child
+    return child
+
+
 def call_sync(
-    frame: Frame,
+    frame: _Frame,
     spec: CallSpec,
     run: Callable[[], Any],
     post_state: Callable[[CallSpec], str],
     restore: Callable[..., None],
 ) -> Any:
-    """Run (or replay) one tracked call as the next child of ``frame``."""
+    """Run (or replay) one tracked call as the next child of ``frame``.
+
+    ``post_state(spec)`` returns the digest of the invokable's state after the call
+    (staging it); ``restore(spec, state)`` puts a recorded state back on replay.
+    """
     # Match before taking a slot: a ReplayError leaves no half-recorded child.
     recorded = frame.next_recorded(spec)
     slot = len(frame.children)
     frame.children.append(None)
     if recorded is not None and recorded.complete:
         return _reuse(frame, slot, recorded, spec, restore)
-    child = Frame(
-        frame.session, None if recorded is None else recorded.children, frame.depth + 1, spec
-    )
+    child = _enter(frame, spec, recorded)
     token = _frame.set(child)
     try:
         output = run()
@@ -652,7 +692,7 @@ def call_sync(
 
 
 def call_async(
-    frame: Frame,
+    frame: _Frame,
     spec: CallSpec,
     run: Callable[[], Any],
     post_state: Callable[[CallSpec], str],
@@ -669,7 +709,7 @@ def call_async(
 
 
 async def _call_async(
-    frame: Frame,
+    frame: _Frame,
     spec: CallSpec,
     run: Callable[[], Any],
     post_state: Callable[[CallSpec], str],
@@ -681,9 +721,7 @@ async def _call_async(
     frame.children.append(None)
     if recorded is not None and recorded.complete:
         return _reuse(frame, slot, recorded, spec, restore)
-    child = Frame(
-        frame.session, None if recorded is None else recorded.children, frame.depth + 1, spec
-    )
+    child = _enter(frame, spec, recorded)
     token = _frame.set(child)
     try:
         output = await run()
@@ -699,14 +737,71 @@ async def _call_async(
     return output
 
 
-def root_frame(session: Session, replay_from: str | None) -> Frame:
-    """A frame that holds the top-level call as its only child."""
-    return Frame(session, None if replay_from is None else [replay_from], 0, None)
+# Children that run elsewhere -------------------------------------------------------------
 
 
-def enter_frame(frame: Frame | None) -> contextvars.Token:
-    return _frame.set(frame)
+class Slot:
+    """A child slot taken by ``reserve``, for a call that runs elsewhere.
+
+    ``recorded`` is a complete recorded node to reuse (nothing to run); otherwise
+    the call must run and its node ``fill`` the slot, replaying ``replay`` (an
+    incomplete recorded call) if that is set, with ``strict`` matching.
+    """
+
+    __slots__ = ("_frame", "index", "recorded", "replay", "strict", "_cursor", "_diverged")
+
+    def __init__(self, frame: _Frame, index: int, cursor: int, diverged: bool) -> None:
+        self._frame = frame
+        self.index = index
+        self.recorded: Node | None = None
+        self.replay: str | None = None
+        self.strict = frame.session.strict
+        self._cursor = cursor
+        self._diverged = diverged
 
 
-def exit_frame(token: contextvars.Token) -> None:
-    _frame.reset(token)
+def reserve(scope: _Frame, spec: CallSpec) -> Slot:
+    """Match a call against the record, as a plain call would, and take its slot.
+
+    Raises the ``ReplayError`` a plain call raises here (strict replay); no slot
+    is taken then. Every slot must be ``fill``-ed or ``release``-d before the
+    parent returns.
+    """
+    cursor, diverged = scope.cursor, scope.diverged
+    recorded = scope.next_recorded(spec)
+    slot = Slot(scope, len(scope.children), cursor, diverged)
+    scope.children.append(None)
+    if recorded is not None:
+        if recorded.complete:
+            slot.recorded = recorded
+            scope.children[slot.index] = recorded
+        else:
+            slot.replay = recorded.digest
+    return slot
+
+
+def fill(slot: Slot, node: Node) -> None:
+    """Record ``node`` (the call ran elsewhere; its records are staged) in ``slot``."""
+    frame = slot._frame
+    frame.session.cache.put(node)
+    frame.children[slot.index] = node
+
+
+def release(slot: Slot) -> None:
+    """Give back ``slot`` and every slot after it, as if those calls were never made.
+
+    The replay cursor goes back too, so the next call matches what ``slot`` matched.
+    """
+    frame = slot._frame
+    del frame.children[slot.index :]
+    frame.cursor = slot._cursor
+    frame.diverged = slot._diverged
+
+
+def step(scope: _Frame) -> None:
+    """Report that a step of the top-level call finished (a fan-out's children, say).
+
+    Calls the run's ``on_step`` if ``scope`` is the top-level call's frame.
+    """
+    if scope.top:
+        scope.session.stepped()

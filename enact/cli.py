@@ -33,7 +33,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from enact.errors import EnactError
+import enact
+import enact.gc
+from enact import tree
+from enact.config import Settings
+from enact.digests import is_digest
+from enact.errors import EnactError, StoreUnavailable, UnknownFlow
 
 
 def parse_value(text: str) -> Any:
@@ -78,12 +83,10 @@ def load_module(location: str) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import enact
-
     target = load_target(args.target)
     call_args = tuple(parse_value(a) for a in args.args)
     answers = list(args.answer or [])
-    with enact.Store(args.store) as store:
+    with enact.Store(args.store, settings=args.settings) as store:
         generator = enact.InvocationGenerator.from_callable(target, call_args)
         for request in generator:
             wanted = getattr(request.requested_type, "__name__", request.requested_type)
@@ -116,20 +119,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    import enact
-    from enact.calls import load_node
-    from enact.digests import is_digest
-
     for module in args.imports or ():
         load_module(module)
     if is_digest(args.id):
-        with enact.Store(args.store) as store:
-            print(enact.invocation_summary(load_node(store, args.id).invocation()))
+        with enact.Store(args.store, settings=args.settings) as store:
+            print(enact.invocation_summary(tree.load(store, args.id).invocation()))
         return 0
+    print(_worker(args).get_flow(args.id).summary())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> Any:
+    """The ``enact.worker`` package (celery is an optional extra), set to ``args.settings``."""
     import enact.worker
 
-    print(enact.worker.get_flow(args.id).summary())
-    return 0
+    enact.worker.runtime.configure(args.settings)
+    return enact.worker
 
 
 def _cmd_worker(args: argparse.Namespace, extra: Sequence[str]) -> int:
@@ -141,9 +146,7 @@ def _cmd_worker(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    import enact.worker
-
-    flow = enact.worker.submit(load_target(args.target), *(parse_value(a) for a in args.args))
+    flow = _worker(args).submit(load_target(args.target), *(parse_value(a) for a in args.args))
     print(flow.id)
     if args.wait is not None:
         status = flow.wait(args.wait)
@@ -154,9 +157,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    import enact.worker
-
-    flow = enact.worker.get_flow(args.flow)
+    flow = _worker(args).get_flow(args.flow)
     record = flow.record()
     print(f"{record.id} {record.name} {record.status}")
     if record.status == "done":
@@ -170,10 +171,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_flows(args: argparse.Namespace) -> int:
-    import enact.worker
-    from enact.worker.flows import FlowTable
-
-    table = FlowTable(enact.worker.state())
+    worker = _worker(args)
+    table = worker.flows.FlowTable(worker.state())
     for flow_id in table.ids(args.limit):
         record = table.get(flow_id)
         print(f"{record.id} {record.status:8} {record.name}")
@@ -181,9 +180,7 @@ def _cmd_flows(args: argparse.Namespace) -> int:
 
 
 def _cmd_inputs(args: argparse.Namespace) -> int:
-    import enact.worker
-
-    requests = enact.worker.pending_inputs(args.flow)
+    requests = _worker(args).pending_inputs(args.flow)
     if not requests:
         print("no pending input requests")
     for request in requests:
@@ -192,9 +189,7 @@ def _cmd_inputs(args: argparse.Namespace) -> int:
 
 
 def _cmd_answer(args: argparse.Namespace) -> int:
-    import enact.worker
-
-    flow = enact.worker.answer(args.request, parse_value(args.value))
+    flow = _worker(args).answer(args.request, parse_value(args.value))
     print(f"answered; flow {flow.id} resumes")
     return 0
 
@@ -217,20 +212,23 @@ class _Progress:
             )
 
 
+def _backend(args: argparse.Namespace) -> Any:
+    """The backend gc, fsck and pins work on: ``--store``, else the settings' store."""
+    return enact.gc.maintainable(args.store, args.settings)
+
+
 def _gc_roots(args: argparse.Namespace) -> list[Any]:
     """Root sources besides the store's pins: the cluster's refs and flows in Redis."""
     if args.no_redis:
         return []
     try:
-        import enact.worker
+        worker = _worker(args)
     except ImportError as exc:
         raise SystemExit(
             f"enact: gc reads refs and flows from Redis to know what is live, which needs "
             f"pip install 'enact[worker]' ({exc}); pass --no-redis if this store has none"
         ) from None
-    from enact.errors import StoreUnavailable
-
-    roots = enact.worker.gc_roots()
+    roots = worker.gc_roots()
     try:
         roots[0].ping()  # fail here, before anything else, if Redis cannot be read
     except StoreUnavailable as exc:
@@ -242,11 +240,9 @@ def _gc_roots(args: argparse.Namespace) -> list[Any]:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    import enact.gc
-
     progress = _Progress("gc")
     if args.compact_only:
-        report = enact.gc.compact(args.store, progress=progress)
+        report = enact.gc.compact(_backend(args), progress=progress)
         print(f"compacted {report.store}: indexes {report.indexes_before} -> "
               f"{report.indexes_after} ({report.seconds['total']:.2f}s)")  # fmt: skip
         return 0
@@ -259,34 +255,30 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         offline=args.offline,
         allow_damaged=args.allow_damaged,
         progress=progress,
+        settings=args.settings,
     )
     print(report.summary())
     return 0
 
 
 def _cmd_fsck(args: argparse.Namespace) -> int:
-    import enact.gc
-
-    report = enact.gc.fsck(args.store, repair=args.repair, progress=_Progress("fsck"))
+    report = enact.gc.fsck(
+        args.store, repair=args.repair, progress=_Progress("fsck"), settings=args.settings
+    )
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def _cmd_pin(args: argparse.Namespace) -> int:
-    import enact.gc
-    from enact.digests import is_digest
-
     if args.list:
-        for name, digest in sorted(enact.gc.pins(args.store).items()):
+        for name, digest in sorted(enact.gc.pins(_backend(args)).items()):
             print(f"{name}  {digest}" if name != digest else digest)
         return 0
     if not args.target:
         raise SystemExit("enact: pin needs a REF (a digest) or a FLOW id, or --list")
     target, name = args.target, args.name
     if not is_digest(target):
-        from enact.errors import UnknownFlow
-        from enact.worker.gcroots import flow_pin_target
-
+        flow_pin_target = _worker(args).gcroots.flow_pin_target
         try:
             target, name = flow_pin_target(args.target), name or f"flow-{args.target}"
         except UnknownFlow:
@@ -294,7 +286,7 @@ def _cmd_pin(args: argparse.Namespace) -> int:
                 f"enact: {args.target!r} is neither a digest (64 hex digits) nor a flow id"
             ) from None
     try:
-        pinned = enact.gc.pin(args.store, target, name)
+        pinned = enact.gc.pin(_backend(args), target, name)
     except ValueError as exc:  # a malformed pin name
         raise SystemExit(f"enact: {exc}") from None
     print(f"pinned {target}" + (f" as {pinned}" if pinned != target else ""))
@@ -302,9 +294,7 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 
 
 def _cmd_unpin(args: argparse.Namespace) -> int:
-    import enact.gc
-
-    for name in enact.gc.unpin(args.store, args.name):
+    for name in enact.gc.unpin(_backend(args), args.name):
         print(f"unpinned {name}")
     return 0
 
@@ -401,6 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "worker":
         return _cmd_worker(parser.parse_args(argv[:1]), argv[1:])
     args = parser.parse_args(argv)
+    try:
+        args.settings = Settings.from_env()
+    except EnactError as exc:
+        print(f"enact: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     handlers = {
         "run": _cmd_run,
         "show": _cmd_show,

@@ -16,12 +16,24 @@ import typing
 from typing import Any, Callable, Generic, TypeVar
 
 from enact import calls
-from enact.calls import CallSpec, Session, _packed, args_object, call_async, call_sync, value_object
-from enact.errors import FieldTypeError
+from enact.calls import (
+    MEMO_TYPES,
+    CallSpec,
+    Run,
+    Scope,
+    args_object,
+    call_async,
+    call_sync,
+    packed,
+    prepare,
+    value_object,
+)
+from enact.errors import FieldTypeError, InvalidRegistration
 from enact.records import BoundMethod, ExceptionResource, Invocation
 from enact.registry import Registry
 from enact.resources import Resource, ResourceBase
 from enact.store import current_store
+from enact.typecheck import matches_type
 from enact.wrappers import FunctionReference
 
 I = TypeVar("I")  # noqa: E741
@@ -43,11 +55,11 @@ def _restore_none(spec: CallSpec, state: Any) -> None:
 
 
 def _recorded_state(state: Any) -> str:
-    """The digest of an invokable's state after a call, added to the running session."""
-    digest, data = _packed(state)
-    frame = calls.current_frame()
-    if frame is not None:
-        frame.session.add(digest, data)
+    """The digest of an invokable's state after a call, staged with the run's records."""
+    digest, data = packed(state)
+    scope = calls.current()
+    if scope is not None:
+        calls.stage(scope, digest, data)
     return digest
 
 
@@ -93,21 +105,17 @@ class Function:
         self.output_type = _return_annotation(fn)
 
     def reference_object(self) -> tuple[str, bytes]:
+        """Digest and packed bytes of this function's stored reference (computed once)."""
         if self._reference is None:
-            self._reference = _packed(FunctionReference(self.fn.__module__, self.fn.__qualname__))
+            self._reference = packed(FunctionReference(self.fn.__module__, self.fn.__qualname__))
         return self._reference
 
-    def _spec(self, frame: calls.Frame, args: tuple, kwargs: dict) -> CallSpec:
-        (input_digest, input_data), immutable = args_object(args, kwargs)
-        invokable_digest, invokable_data = self.reference_object()
-        session = frame.session
-        session.add(invokable_digest, invokable_data)
-        session.add(input_digest, input_data)
-        spec = CallSpec(self, invokable_digest, input_digest, immutable)
-        return spec
+    def _spec(self, frame: Scope, args: tuple, kwargs: dict) -> CallSpec:
+        input_object, immutable = args_object(args, kwargs)
+        return prepare(frame, self, self.reference_object(), input_object, immutable)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        frame = calls._frame.get()
+        frame = calls.current()
         if frame is None:
             return self.fn(*args, **kwargs)
         spec = self._spec(frame, args, kwargs)
@@ -131,7 +139,7 @@ class AsyncFunction(Function):
     """A registered ``async def`` function."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        frame = calls._frame.get()
+        frame = calls.current()
         if frame is None:
             return self.fn(*args, **kwargs)
         spec = self._spec(frame, args, kwargs)
@@ -150,19 +158,20 @@ class BoundFunction:
         self.__qualname__ = function.fn.__qualname__
         self.__doc__ = function.fn.__doc__
 
-    def _spec(self, frame: calls.Frame, args: tuple, kwargs: dict) -> CallSpec:
-        (input_digest, input_data), immutable = args_object(args, kwargs)
-        invokable_digest, invokable_data = _packed(BoundMethod(self.instance, self.function))
-        session = frame.session
-        session.add(invokable_digest, invokable_data)
-        session.add(input_digest, input_data)
-        return CallSpec(
-            BoundMethod, invokable_digest, input_digest, immutable, (self.instance, self.function)
-        )
+    @property
+    def __self__(self) -> Any:
+        """The instance, as for a Python bound method (so it cannot be registered)."""
+        return self.instance
+
+    def _spec(self, frame: Scope, args: tuple, kwargs: dict) -> CallSpec:
+        input_object, immutable = args_object(args, kwargs)
+        invokable_object = packed(BoundMethod(self.instance, self.function))
+        live = (self.instance, self.function)
+        return prepare(frame, BoundMethod, invokable_object, input_object, immutable, live)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fn = self.function.fn
-        frame = calls._frame.get()
+        frame = calls.current()
         if frame is None:
             return fn(self.instance, *args, **kwargs)
         spec = self._spec(frame, args, kwargs)
@@ -209,26 +218,21 @@ class InvokableBase(ResourceBase, Generic[I, O]):
     def call(self, *args: Any) -> O:
         """Run the call; takes at most one positional argument (the input)."""
 
-    def _spec(self, frame: calls.Frame, args: tuple) -> CallSpec:
+    def _spec(self, frame: Scope, args: tuple) -> CallSpec:
         if len(args) > 1:
             raise TypeError(
                 f"{type(self).__qualname__} takes at most one argument (its input), got {len(args)}"
             )
         value = args[0] if args else None
         _check_type(self, "input", value)
-        input_digest, input_data = value_object(value)
-        invokable_digest, invokable_data = _packed(self)
-        session = frame.session
-        session.add(invokable_digest, invokable_data)
-        session.add(input_digest, input_data)
-        immutable = type(value) in calls._MEMO_TYPES
-        spec = CallSpec(type(self), invokable_digest, input_digest, immutable, self)
+        immutable = type(value) in MEMO_TYPES
+        spec = prepare(frame, type(self), packed(self), value_object(value), immutable, self)
         if not immutable:
             spec.watch = lambda: value_object(value)[0]
         return spec
 
     def __call__(self, *args: Any) -> O:
-        frame = calls._frame.get()
+        frame = calls.current()
         if frame is None:
             _check_type(self, "input", args[0] if args else None)
             return self._checked(self.call(*args))
@@ -256,7 +260,7 @@ class AsyncInvokableBase(ResourceBase, Generic[I, O]):
     _spec = InvokableBase._spec
 
     def __call__(self, *args: Any) -> Any:
-        frame = calls._frame.get()
+        frame = calls.current()
         if frame is None:
             _check_type(self, "input", args[0] if args else None)
             return self._run(args)
@@ -277,8 +281,6 @@ def _check_type(invokable: Any, which: str, value: Any) -> None:
     expected = getattr(type(invokable), f"_enact_typed_{which}", None)
     if expected is None:
         return
-    from enact.requests import matches_type
-
     if not matches_type(value, expected):
         raise TypeError(
             f"{type(invokable).__qualname__} expects {which} of type {_type_name(expected)}, "
@@ -324,8 +326,6 @@ def _infer_types(cls: type) -> None:
         params, hints = [], {}
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(positional) > 1:
-        from enact.errors import InvalidRegistration
-
         raise InvalidRegistration(
             f"{cls.__qualname__}.call must take at most one argument besides self, "
             f"got {len(positional)}"
@@ -347,7 +347,8 @@ def output_type_of(invokable: Any) -> Any:
 # invoke ------------------------------------------------------------------------
 
 
-def _as_callable(target: Any) -> Any:
+def as_callable(target: Any) -> Any:
+    """``target`` as a tracked callable (registered or not); ``TypeError`` if it is none."""
     if isinstance(target, (Function, BoundFunction, InvokableBase, AsyncInvokableBase)):
         return target
     if isinstance(target, types.MethodType):
@@ -364,33 +365,36 @@ def _as_callable(target: Any) -> Any:
 def _start(
     strict: bool,
     exception_override: Any,
-    on_checkpoint: Any,
+    on_step: Any,
     replay_from: Invocation | str | None,
-) -> tuple[Session, calls.Frame]:
-    store = current_store()
-    session = Session(store, strict, exception_override, on_checkpoint)
-    replay_digest = (
-        replay_from if isinstance(replay_from, (str, type(None))) else replay_from.digest
+) -> Run:
+    replay = () if replay_from is None else (
+        replay_from if isinstance(replay_from, str) else replay_from.digest,
     )
-    return session, calls.root_frame(session, replay_digest)
+    return Run(
+        current_store(),
+        replay=replay,
+        strict=strict,
+        exception_override=exception_override,
+        on_step=on_step,
+    )
 
 
 def _conclude(
-    session: Session,
-    root: calls.Frame,
+    run: Run,
     error: BaseException | None,
     raise_on_errors: bool,
     wrap_exceptions: bool,
     commit: bool,
 ) -> Invocation:
-    node = root.children[0] if root.children else None
-    if node is None or node is calls.UNRECORDED:
+    node = run.top()
+    if node is None:
         # The call failed before it could be recorded (for example, its input
         # cannot be stored): there is nothing to return.
         assert error is not None
         raise error
     if commit:
-        session.flush()
+        run.flush()
     invocation = node.invocation()
     if error is not None and not isinstance(error, ExceptionResource):
         if raise_on_errors and not wrap_exceptions:
@@ -419,7 +423,7 @@ def invoke(
     wrap_exceptions: bool = False,
     strict: bool = True,
     commit: bool = True,
-    on_checkpoint: Callable[[calls.Frame], None] | None = None,
+    on_step: Callable[[Run], None] | None = None,
 ) -> Invocation:
     """Call ``target`` and record the call tree in the current store.
 
@@ -428,24 +432,23 @@ def invoke(
     ``wrap_exceptions`` is true or ``raise_on_errors`` is false; an
     ``ExceptionResource`` such as an input request is returned inside the
     invocation. ``replay_from`` reuses the matching calls of a recorded
-    invocation (see ``Invocation.replay``).
+    invocation (see ``Invocation.replay``). ``on_step(run)`` is called after each
+    child of the call finishes (``enact.calls.Run``: a flow checkpoints there).
     """
     args, kwargs = _args(args, kwargs)
-    callable_ = _as_callable(target)
-    session, root = _start(strict, exception_override, on_checkpoint, replay_from)
-    token = calls.enter_frame(root)
+    callable_ = as_callable(target)
+    run = _start(strict, exception_override, on_step, replay_from)
     error: BaseException | None = None
-    try:
-        result = callable_(*args, **kwargs)
-        if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError(f"{target!r} is async: use `await enact.invoke_async(...)`")
-    except Exception as exc:
-        error = exc
-    finally:
-        calls.exit_frame(token)
-    return _conclude(session, root, error, raise_on_errors, wrap_exceptions, commit)
+    with run:
+        try:
+            result = callable_(*args, **kwargs)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError(f"{target!r} is async: use `await enact.invoke_async(...)`")
+        except Exception as exc:
+            error = exc
+    return _conclude(run, error, raise_on_errors, wrap_exceptions, commit)
 
 
 async def invoke_async(
@@ -459,33 +462,23 @@ async def invoke_async(
     wrap_exceptions: bool = False,
     strict: bool = True,
     commit: bool = True,
-    on_checkpoint: Callable[[calls.Frame], None] | None = None,
+    on_step: Callable[[Run], None] | None = None,
 ) -> Invocation:
     """The ``async`` twin of ``invoke``; accepts sync and async targets."""
     args, kwargs = _args(args, kwargs)
-    callable_ = _as_callable(target)
-    session, root = _start(strict, exception_override, on_checkpoint, replay_from)
-    token = calls.enter_frame(root)
+    callable_ = as_callable(target)
+    run = _start(strict, exception_override, on_step, replay_from)
     error: BaseException | None = None
-    try:
-        result = callable_(*args, **kwargs)
-        if inspect.isawaitable(result):
-            await result
-    except Exception as exc:
-        error = exc
-    finally:
-        calls.exit_frame(token)
-    if commit and session.objects and not _is_memory(session):
-        import asyncio
-
-        await asyncio.to_thread(session.flush)
-    return _conclude(session, root, error, raise_on_errors, wrap_exceptions, commit)
-
-
-def _is_memory(session: Session) -> bool:
-    from enact.store import _is_memory as is_memory
-
-    return is_memory(session.store.backend)
+    with run:
+        try:
+            result = callable_(*args, **kwargs)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            error = exc
+    if commit:
+        await run.flush_async()
+    return _conclude(run, error, raise_on_errors, wrap_exceptions, commit)
 
 
 def _install() -> None:

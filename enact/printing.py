@@ -14,7 +14,7 @@ from typing import IO, Any, Mapping
 
 import msgpack
 
-from enact.calls import load_node
+from enact import tree
 from enact.errors import StoreError, UnregisteredResource
 from enact.records import BoundMethod, Invocation, NativeException
 from enact.refs import Ref
@@ -118,10 +118,8 @@ def invocation_summary(
     """One line per call, children indented by two spaces."""
     store = current_store()
     lines: list[str] = []
-    stack = [(indent, invocation.digest)]
-    while stack:
-        level, digest = stack.pop()
-        node = load_node(store, digest)
+    for path, node in tree.walk(store, invocation.digest):
+        level = indent + 2 * len(path)
         text = " " * level + "->" + _call_text(
             _load(store, node.invokable_digest), _load(store, node.input_digest), show_input
         )
@@ -133,8 +131,6 @@ def invocation_summary(
         else:
             text += " incomplete"
         lines.append(text)
-        for child in reversed(node.children):
-            stack.append((level + 2, child))
     return "\n".join(lines)
 
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import traceback as traceback_module
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-from enact.errors import DeserializationError
+from enact.context import current_store
+from enact.digests import digest_bytes
+from enact.errors import DeserializationError, EnactError
 from enact.refs import Ref
 from enact.registry import BUILTIN_TYPES, register
 from enact.resources import ImmutableResource, Resource, check_fields
+from enact.serialization import pack_value
 
 if TYPE_CHECKING:
     from enact.requests import InputRequest
@@ -175,25 +178,17 @@ class Invocation(ImmutableResource):
         return self._response().raised_here
 
     def get_children(self) -> list[Invocation]:
-        from enact.store import current_store
-
         store = current_store()
         return [checkout_record(store, c.digest, Invocation) for c in self._response().children]
 
     def get_child(self, index: int) -> Invocation:
-        from enact.store import current_store
-
         digest = self._response().children[index].digest
         return checkout_record(current_store(), digest, Invocation)
 
     def _request(self) -> Request:
-        from enact.store import current_store
-
         return checkout_record(current_store(), self.request.digest, Request)
 
     def _response(self) -> Response:
-        from enact.store import current_store
-
         return checkout_record(current_store(), self.response.digest, Response)
 
     @property
@@ -201,69 +196,97 @@ class Invocation(ImmutableResource):
         """This invocation's digest (its ref id)."""
         cached = self.__dict__.get("_digest")
         if cached is None:
-            from enact.store import resource_digest
-
-            cached = resource_digest(self)
+            cached = digest_bytes(pack_value(self)[0])
             object.__setattr__(self, "_digest", cached)
         return cached  # type: ignore[no-any-return]
 
     def ref(self) -> Ref[Invocation]:
         return Ref(self.digest)
 
-    # Tree navigation, rewind and replay (see enact.replay) ---------------------
+    # Tree navigation, rewind and replay: the engine's (see InvocationEngine) -----
 
     def call_at(self, path: Sequence[int]) -> Invocation:
         """The descendant call at ``path`` (child indices from the root)."""
-        from enact import replay
-
-        return replay.call_at(self, path)
+        return _engine().call_at(self, path)
 
     def walk(self) -> Iterator[tuple[tuple[int, ...], Invocation]]:
         """Every call in execution order, as ``(path, invocation)``; the root has path ``()``."""
-        from enact import replay
-
-        return replay.walk(self)
+        return _engine().walk(self)
 
     def leaf_paths(self) -> list[tuple[int, ...]]:
         """Paths of the calls that made no calls themselves, in execution order."""
-        from enact import replay
-
-        return replay.leaf_paths(self)
+        return _engine().leaf_paths(self)
 
     def rewind(self, num_calls: int = 1) -> Invocation:
         """A copy without its output and its last ``num_calls`` top-level children."""
-        from enact import replay
-
-        return replay.rewind(self, num_calls)
+        return _engine().rewind(self, num_calls)
 
     def rewind_to(self, path: Sequence[int]) -> Invocation:
         """A copy that ends just before the call at ``path`` (any depth)."""
-        from enact import replay
-
-        return replay.rewind_to(self, path)
+        return _engine().rewind_to(self, path)
 
     def rewind_leaves(self, num_leaves: int = 1) -> Invocation:
         """A copy without its last ``num_leaves`` leaf calls (at any depth)."""
-        from enact import replay
-
-        return replay.rewind_leaves(self, num_leaves)
+        return _engine().rewind_leaves(self, num_leaves)
 
     def replay(self, strict: bool = True, **kwargs: Any) -> Invocation:
         """Run the call again, reusing every recorded child call that still matches."""
-        from enact import replay
-
-        return replay.replay(self, strict=strict, **kwargs)
+        return _engine().replay(self, strict, kwargs)
 
     async def replay_async(self, strict: bool = True, **kwargs: Any) -> Invocation:
-        from enact import replay
-
-        return await replay.replay_async(self, strict=strict, **kwargs)
+        return await _engine().replay_async(self, strict, kwargs)
 
     def pending_input_requests(self) -> list[tuple[tuple[int, ...], InputRequest]]:
         """Unanswered input requests, as ``(path, request)`` in execution order."""
-        from enact import requests
+        return _engine().pending_input_requests(self)
 
-        return requests.pending_input_requests(self)
+
+class InvocationEngine(Protocol):
+    """What ``Invocation``'s navigation, rewind and replay methods delegate to.
+
+    These methods belong to the call engine (``enact.tree``, ``enact.replay``,
+    ``enact.requests``), which sits above this module because it builds and reads
+    these records; ``enact.engine`` installs it when ``enact`` is imported.
+    """
+
+    def call_at(self, invocation: Invocation, path: Sequence[int]) -> Invocation: ...
+
+    def walk(self, invocation: Invocation) -> Iterator[tuple[tuple[int, ...], Invocation]]: ...
+
+    def leaf_paths(self, invocation: Invocation) -> list[tuple[int, ...]]: ...
+
+    def rewind(self, invocation: Invocation, num_calls: int) -> Invocation: ...
+
+    def rewind_to(self, invocation: Invocation, path: Sequence[int]) -> Invocation: ...
+
+    def rewind_leaves(self, invocation: Invocation, num_leaves: int) -> Invocation: ...
+
+    def replay(
+        self, invocation: Invocation, strict: bool, options: dict[str, Any]
+    ) -> Invocation: ...
+
+    async def replay_async(
+        self, invocation: Invocation, strict: bool, options: dict[str, Any]
+    ) -> Invocation: ...
+
+    def pending_input_requests(
+        self, invocation: Invocation
+    ) -> list[tuple[tuple[int, ...], InputRequest]]: ...
+
+
+_installed: InvocationEngine | None = None
+
+
+def install_engine(engine: InvocationEngine) -> None:
+    """Give ``Invocation`` its navigation, rewind and replay methods (``enact.engine``)."""
+    global _installed
+    _installed = engine
+
+
+def _engine() -> InvocationEngine:
+    if _installed is None:
+        raise EnactError("the call engine is not loaded: import enact first")
+    return _installed
 
 
 class ExceptionResource(Exception, Resource):
@@ -322,10 +345,14 @@ def checkout_record(store: Store, digest: str, cls: type[R]) -> R:
     """The stored record ``digest``, which must be a ``cls`` (an ``Invocation``,
     a ``Request``...); ``DeserializationError`` naming the digest if it is not.
 
-    Records are shared and cached by the store (``Store.checkout_record``):
-    callers never mutate them.
+    Decoded afresh (the engine's nodes, ``enact.tree``, are what is cached).
     """
-    record = store.checkout_record(digest)
+    return expect_record(store.checkout(digest), digest, cls)
+
+
+def expect_record(record: Any, digest: str, cls: type[R]) -> R:
+    """``record`` (decoded from object ``digest``) if it is a ``cls``, else
+    ``DeserializationError`` naming the digest and what it holds instead."""
     if type(record) is not cls:
         raise DeserializationError(
             f"object {digest} is a {type(record).__qualname__}, not an enact {cls.__name__}"

@@ -12,8 +12,10 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Iterator, Mapping, TypeVar
 
+from enact.context import current_store
 from enact.digests import is_digest
 from enact.errors import DeserializationError, RefError
+from enact.registry import Registry
 from enact.resources import Resource, check_fields
 
 if TYPE_CHECKING:
@@ -60,38 +62,24 @@ class Ref(Resource, Generic[T]):
 
     def checkout(self, store: Store | None = None) -> T:
         """The committed value, decoded afresh (edits to it do not touch the store)."""
-        from enact.store import current_store
-
         return (store or current_store()).checkout(self)
 
     __call__ = checkout
 
     async def checkout_async(self, store: Store | None = None) -> T:
-        from enact.store import current_store
-
         return await (store or current_store()).checkout_async(self)
 
     def set(self, value: T, store: Store | None = None) -> None:
         """Commit ``value`` and point this ref at it."""
-        from enact.store import current_store
-
         self.digest = (store or current_store()).commit(value).digest
 
     @contextlib.contextmanager
     def modify(self, store: Store | None = None) -> Iterator[T]:
         """Check out, let the caller edit, then commit and re-point this ref."""
-        from enact.store import current_store
-
         target = store or current_store()
         value = target.checkout(self)
         yield value
         self.digest = target.commit(value).digest
 
 
-def _register() -> None:
-    from enact.registry import Registry
-
-    Registry.get().register_type(Ref)
-
-
-_register()
+Registry.get().register_type(Ref)

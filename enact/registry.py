@@ -25,8 +25,8 @@ from enact.resources import Resource, ResourceBase
 T = TypeVar("T")
 
 # Installed by enact.invocations: turns a plain function into a tracked one.
-# The registry cannot import invocations (which imports the registry), so the
-# dependency is inverted through this hook.
+# The registry sits below invocations (which registers through it), so the
+# dependency is inverted through this hook; ``enact`` always imports invocations.
 FunctionRegistrar = Callable[[Callable[..., Any]], Any]
 
 
@@ -75,6 +75,7 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, type[ResourceBase]] = {}
         self._wrappers: dict[type, type[Any]] = {}
+        self._wrapper_classes: set[type[Any]] = set()
         self._functions: dict[str, Any] = {}
         # Other classes stored data may name (an Enum...), and modules
         # registered as values.
@@ -98,15 +99,8 @@ class Registry:
         if issubclass(cls, Resource):
             cls.field_names()  # fails early if it is not a dataclass
         self._types[cls.type_id()] = cls
-        from enact.wrappers import TypeWrapper
-
-        if issubclass(cls, TypeWrapper):
-            wrapped = cls.wrapped_type()
-            if not isinstance(wrapped, type):
-                raise RegistryError(
-                    f"{cls.__qualname__}.wrapped_type() must return a type, got {wrapped!r}"
-                )
-            self._wrappers[wrapped] = cls
+        # Hooks of the modules above: enact.wrappers maps a TypeWrapper to the
+        # type it wraps, enact.invocations infers an invokable's types.
         for hook in self.class_hooks:
             hook(cls)
 
@@ -130,6 +124,11 @@ class Registry:
     def register_wrapper(self, value_type: type, wrapper: type[Any]) -> None:
         """Store values of ``value_type`` through ``wrapper`` (a TypeWrapper class)."""
         self._wrappers[value_type] = wrapper
+        self._wrapper_classes.add(wrapper)
+
+    def is_wrapper(self, cls: type) -> bool:
+        """Whether ``cls`` is registered as the wrapper of some type (decoding unwraps it)."""
+        return cls in self._wrapper_classes
 
     def lookup(self, type_id: str) -> type[ResourceBase]:
         """The registered class for ``type_id``; ``UnregisteredResource`` if none."""
@@ -239,8 +238,7 @@ def register(target: T) -> T:
         )
     if isinstance(target, (types.FunctionType, types.BuiltinFunctionType)):
         if registry.function_registrar is None:
-            import enact.invocations  # noqa: F401  (installs the registrar)
-        assert registry.function_registrar is not None
+            raise RegistryError("enact.invocations is not loaded: import enact first")
         return registry.function_registrar(target)  # type: ignore[no-any-return]
     raise TypeError(
         f"cannot register {target!r} of type {type(target).__qualname__}: expected a "
@@ -249,15 +247,10 @@ def register(target: T) -> T:
 
 
 def _is_bound_method(target: object) -> bool:
-    """Python bound methods, bound built-in methods, and registered methods
-    accessed on an instance (``enact.invocations.BoundFunction``)."""
+    """Python bound methods, bound built-in methods, and registered methods accessed
+    on an instance (``enact.invocations.BoundFunction``): anything bound to an object
+    through ``__self__`` (a built-in function's ``__self__`` is its module)."""
     if isinstance(target, types.MethodType):
         return True
-    if isinstance(target, types.BuiltinMethodType):
-        owner = getattr(target, "__self__", None)
-        return owner is not None and not isinstance(owner, types.ModuleType)
-    if type(target).__name__ == "BoundFunction":
-        from enact.invocations import BoundFunction
-
-        return isinstance(target, BoundFunction)
-    return False
+    owner = getattr(target, "__self__", None)
+    return owner is not None and not isinstance(owner, types.ModuleType)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from enact import calls
-from enact.calls import Node, Session, build_node, load_node
+from enact import tree
+from enact.calls import Run
 from enact.errors import DeserializationError, UnregisteredResource
 from enact.invocations import (
     AsyncInvokableBase,
@@ -30,178 +30,55 @@ from enact.invocations import (
 from enact.records import BoundMethod, CallArgs, Invocation
 from enact.registry import shown
 from enact.store import Store, current_store
+from enact.tree import Node, Path
 from enact.trust import registered_target
-
-
-def _node(invocation: Invocation | str, store: Store | None = None) -> Node:
-    digest = invocation if isinstance(invocation, str) else invocation.digest
-    return load_node(store or current_store(), digest)
-
-
-def _check_path(node: Node, path: Sequence[int], depth: int) -> int:
-    index = path[depth]
-    if not 0 <= index < len(node.children):
-        raise IndexError(
-            f"path {tuple(path)} is out of range: the call at {tuple(path[:depth])} has "
-            f"{len(node.children)} child calls"
-        )
-    return index
 
 
 def call_at(invocation: Invocation, path: Sequence[int]) -> Invocation:
     """The invocation at ``path`` below ``invocation``."""
-    store = current_store()
-    node = _node(invocation, store)
-    for depth in range(len(path)):
-        node = load_node(store, node.children[_check_path(node, path, depth)])
-    return node.invocation()
+    return tree.call_at(current_store(), invocation.digest, path).invocation()
 
 
-def walk(invocation: Invocation) -> Iterator[tuple[tuple[int, ...], Invocation]]:
+def walk(invocation: Invocation) -> Iterator[tuple[Path, Invocation]]:
     """Every call in execution (pre-)order as ``(path, invocation)``."""
-    store = current_store()
-    stack: list[tuple[tuple[int, ...], Node]] = [((), _node(invocation, store))]
-    while stack:
-        path, node = stack.pop()
+    for path, node in tree.walk(current_store(), invocation.digest):
         yield path, node.invocation()
-        for index in range(len(node.children) - 1, -1, -1):
-            stack.append((path + (index,), load_node(store, node.children[index])))
 
 
-def leaf_paths(invocation: Invocation) -> list[tuple[int, ...]]:
+def leaf_paths(invocation: Invocation) -> list[Path]:
     """Paths of the calls that made no calls themselves, in execution order."""
-    store = current_store()
-    out: list[tuple[int, ...]] = []
-    stack: list[tuple[tuple[int, ...], Node]] = [((), _node(invocation, store))]
-    while stack:
-        path, node = stack.pop()
-        if not node.children:
-            out.append(path)
-        for index in range(len(node.children) - 1, -1, -1):
-            stack.append((path + (index,), load_node(store, node.children[index])))
-    return out
-
-
-def incomplete(objects: dict[str, bytes], node: Node, children: list[str]) -> Node:
-    """An incomplete copy of ``node`` with the given children (for replay)."""
-    return build_node(
-        objects,
-        node.request_digest,
-        node.invokable_digest,
-        node.input_digest,
-        node.invokable_digest,
-        None,
-        None,
-        False,
-        children,
-    )
-
-
-def _commit(store: Store, objects: dict[str, bytes], node: Node, write: bool = True) -> Invocation:
-    if write:
-        store.put_objects(objects)
-    else:
-        store.stage(objects)
-    store.known_digests.update(objects)
-    store.nodes[node.digest] = node
-    return node.invocation()
+    return tree.leaf_paths(current_store(), invocation.digest)
 
 
 def rewind(invocation: Invocation, num_calls: int = 1) -> Invocation:
     """Drop the output and the last ``num_calls`` top-level child calls."""
-    store = current_store()
-    node = _node(invocation, store)
-    if num_calls < 0 or num_calls > len(node.children):
-        raise ValueError(
-            f"cannot rewind {num_calls} calls: the invocation has {len(node.children)} child calls"
-        )
-    objects: dict[str, bytes] = {}
-    kept = node.children[: len(node.children) - num_calls]
-    return _commit(store, objects, incomplete(objects, node, kept))
-
-
-def _truncate(
-    store: Store, objects: dict[str, bytes], node: Node, path: Sequence[int], depth: int
-) -> Node:
-    index = _check_path(node, path, depth)
-    kept = node.children[:index]
-    if depth + 1 < len(path):
-        child = load_node(store, node.children[index])
-        kept.append(_truncate(store, objects, child, path, depth + 1).digest)
-    return incomplete(objects, node, kept)
+    return tree.rewind(current_store(), invocation.digest, num_calls).invocation()
 
 
 def rewind_to(invocation: Invocation, path: Sequence[int]) -> Invocation:
     """End the record just before the call at ``path``: it and all later calls go."""
-    if not path:
-        raise ValueError("path () is the top-level call itself; use rewind(len(children))")
-    store = current_store()
-    objects: dict[str, bytes] = {}
-    node = _truncate(store, objects, _node(invocation, store), tuple(path), 0)
-    return _commit(store, objects, node)
+    return tree.rewind_to(current_store(), invocation.digest, path).invocation()
 
 
 def rewind_leaves(invocation: Invocation, num_leaves: int = 1) -> Invocation:
-    """Remove the last ``num_leaves`` leaf calls (calls that made no calls), at any depth.
-
-    Walks the tree from the end and stops at the ``num_leaves``-th leaf, so the
-    cost follows what is rewound, not the size of the record.
-    """
-    if num_leaves < 1:
-        raise ValueError(f"cannot rewind {num_leaves} leaf calls: give a positive number")
-    store = current_store()
-    found: list[tuple[int, ...]] = []
-    root = _node(invocation, store)
-    # (path, node, how many of its children are still to visit, from the last).
-    stack: list[tuple[tuple[int, ...], Node, int]] = [((), root, len(root.children))]
-    while stack and len(found) < num_leaves:
-        path, node, remaining = stack.pop()
-        if remaining == 0:
-            continue
-        stack.append((path, node, remaining - 1))
-        child_path = path + (remaining - 1,)
-        child = load_node(store, node.children[remaining - 1])
-        if child.children:
-            stack.append((child_path, child, len(child.children)))
-        else:
-            found.append(child_path)
-    if len(found) < num_leaves:
-        raise ValueError(
-            f"cannot rewind {num_leaves} leaf calls: the invocation has {len(found)}"
-        )
-    return rewind_to(invocation, found[-1])
+    """Remove the last ``num_leaves`` leaf calls (calls that made no calls), at any depth."""
+    return tree.rewind_leaves(current_store(), invocation.digest, num_leaves).invocation()
 
 
 def replace_calls(
-    invocation: Invocation, replacements: dict[tuple[int, ...], Node], write: bool = True
+    invocation: Invocation, replacements: dict[Path, Node], write: bool = True
 ) -> Invocation:
     """New records where each call at a path is replaced; its ancestors become incomplete.
 
     With ``write=False`` the records are staged (see ``Store.stage``), not written.
     """
-    store = current_store()
-    objects: dict[str, bytes] = {}
-
-    def rebuild(node: Node, prefix: tuple[int, ...]) -> Node:
-        if prefix in replacements:
-            return replacements[prefix]
-        children = list(node.children)
-        depth = len(prefix)
-        touched = {p[depth] for p in replacements if p[:depth] == prefix and len(p) > depth}
-        for index in sorted(touched):
-            if not 0 <= index < len(children):
-                raise IndexError(f"no call at path {prefix + (index,)}")
-            child = load_node(store, children[index])
-            children[index] = rebuild(child, prefix + (index,)).digest
-        return incomplete(objects, node, children)
-
-    return _commit(store, objects, rebuild(_node(invocation, store), ()), write)
+    return tree.replace(current_store(), invocation.digest, replacements, write).invocation()
 
 
 def call_target(invocation: Invocation, store: Store | None = None) -> tuple[Any, tuple, dict]:
     """The callable, args and kwargs that re-run the recorded top-level call."""
     store = store or current_store()
-    node = _node(invocation, store)
+    node = tree.load(store, invocation.digest)
     return call_for(store.checkout(node.invokable_digest), store.checkout(node.input_digest))
 
 
@@ -260,24 +137,17 @@ class ReplayContext:
     def __init__(self, recorded: Sequence[Invocation] = (), strict: bool = True) -> None:
         self._recorded = [inv.digest for inv in recorded]
         self._strict = strict
-        self._frame: calls.Frame | None = None
-        self._token: Any = None
+        self._run: Run | None = None
 
     def __enter__(self) -> ReplayContext:
-        session = Session(current_store(), self._strict)
-        self._frame = calls.Frame(session, self._recorded, 1, None)
-        self._token = calls.enter_frame(self._frame)
+        self._run = Run(current_store(), replay=self._recorded, strict=self._strict).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        calls.exit_frame(self._token)
-        assert self._frame is not None
-        self._frame.session.flush()
+        assert self._run is not None
+        self._run.stop()
+        self._run.flush()
 
     def invocations(self) -> list[Invocation]:
-        assert self._frame is not None
-        return [
-            c.invocation()
-            for c in self._frame.children
-            if c is not None and c is not calls.UNRECORDED
-        ]
+        assert self._run is not None
+        return [node.invocation() for node in self._run.calls()]

@@ -11,13 +11,11 @@ changes.
 
 from __future__ import annotations
 
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from enact import calls
-from enact.calls import Node, build_node, load_node, value_object
+from enact import calls, tree
+from enact.calls import value_object
 from enact.errors import (
     AnswerTypeError,
     InputError,
@@ -27,9 +25,26 @@ from enact.errors import (
 )
 from enact.invocations import Invokable, invoke, output_type_of
 from enact.records import ExceptionResource, Invocation
+from enact.refs import Ref
 from enact.registry import register
 from enact.replay import call_target, replace_calls, replay, replay_async
 from enact.store import current_store
+from enact.tree import Node, Path
+from enact.typecheck import matches_type, type_name
+
+__all__ = [
+    "InputRequest",
+    "InvocationGenerator",
+    "RequestInput",
+    "answer_inputs",
+    "check_answer",
+    "continue_invocation",
+    "continue_invocation_async",
+    "matches_type",
+    "pending_input_requests",
+    "request_input",
+    "type_name",
+]
 
 
 @register
@@ -75,14 +90,14 @@ def request_input(requested_type: Any = None, for_value: Any = None, context: An
     Without a type, the output type of the calling function or invokable is used;
     ``RequestedTypeUndetermined`` if it has none.
     """
-    frame = calls.current_frame()
-    if frame is None:
+    scope = calls.current()
+    if scope is None:
         raise InputRequestOutsideInvocation(
             f"request_input(for_value={for_value!r}) was called outside a tracked invocation; "
             "call it from a registered function run with enact.invoke or an InvocationGenerator"
         )
     if requested_type is None:
-        spec = frame.spec
+        spec = calls.running(scope)
         requested_type = None if spec is None else output_type_of(spec.live or spec.invokable)
         if requested_type is None:
             raise RequestedTypeUndetermined(
@@ -90,49 +105,6 @@ def request_input(requested_type: Any = None, for_value: Any = None, context: An
                 "calling function declares no return type"
             )
     return RequestInput(requested_type, context)(for_value)
-
-
-def type_name(t: Any) -> str:
-    return t.__qualname__ if isinstance(t, type) else repr(t)
-
-
-def matches_type(value: Any, expected: Any) -> bool:
-    """Whether ``value`` is a valid ``expected`` (classes and common typing forms).
-
-    ``bool`` is not accepted where ``int`` is asked for; ``int`` is accepted for
-    ``float``.
-    """
-    if expected is Any or expected is object:
-        return True
-    if expected is None or expected is type(None):
-        return value is None
-    origin = typing.get_origin(expected)
-    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
-        return any(matches_type(value, arg) for arg in typing.get_args(expected))
-    if origin is typing.Literal:
-        return any(value == arg and type(value) is type(arg) for arg in typing.get_args(expected))
-    if origin is not None:
-        if not isinstance(value, origin):
-            return False
-        args = typing.get_args(expected)
-        if origin in (list, set, frozenset) and args:
-            return all(matches_type(v, args[0]) for v in value)
-        if origin is tuple and args:
-            if len(args) == 2 and args[1] is Ellipsis:
-                return all(matches_type(v, args[0]) for v in value)
-            return len(args) == len(value) and all(map(matches_type, value, args))
-        if origin is dict and len(args) == 2:
-            return all(
-                matches_type(k, args[0]) and matches_type(v, args[1]) for k, v in value.items()
-            )
-        return True
-    if not isinstance(expected, type):
-        return True  # an annotation we cannot check (a TypeVar, a string)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int or expected is complex:
-        return isinstance(value, expected) and not isinstance(value, bool)
-    return isinstance(value, expected)
 
 
 def check_answer(request: InputRequest, value: Any) -> None:
@@ -145,39 +117,35 @@ def check_answer(request: InputRequest, value: Any) -> None:
         )
 
 
-def pending_input_requests(invocation: Invocation) -> list[tuple[tuple[int, ...], InputRequest]]:
+def pending_input_requests(invocation: Invocation) -> list[tuple[Path, InputRequest]]:
     """Unanswered requests as ``(path, request)``, in execution order.
 
-    Only calls that ended with an input request are searched, so finding the
+    Only calls that ended with an input request are entered, so finding the
     requests of a long flow does not walk its completed parts.
     """
     store = current_store()
-    root = load_node(store, invocation.digest)
-    out: list[tuple[tuple[int, ...], InputRequest]] = []
+    requests: dict[str, InputRequest | None] = {}
 
     def raised_request(node: Node) -> InputRequest | None:
-        if node.raised_digest is None:
+        digest = node.raised_digest
+        if digest is None:
             return None
-        raised = store.checkout_record(node.raised_digest)
-        return raised if isinstance(raised, InputRequest) else None
+        if digest not in requests:
+            raised = store.checkout(digest)
+            requests[digest] = raised if isinstance(raised, InputRequest) else None
+        return requests[digest]
 
-    if raised_request(root) is None:
-        return out
-    stack: list[tuple[tuple[int, ...], Node]] = [((), root)]
-    while stack:
-        path, node = stack.pop()
+    out: list[tuple[Path, InputRequest]] = []
+    entered = lambda path, node: raised_request(node) is not None  # noqa: E731
+    for path, node in tree.walk(store, invocation.digest, enter=entered):
         request = raised_request(node)
-        if request is None:
-            continue
-        if node.raised_here:
+        if request is not None and node.raised_here:
             out.append((path, request))
-        for index in range(len(node.children) - 1, -1, -1):
-            stack.append((path + (index,), load_node(store, node.children[index])))
     return out
 
 
 def answer_inputs(
-    invocation: Invocation, answers: Mapping[tuple[int, ...], Any], write: bool = True
+    invocation: Invocation, answers: Mapping[Path, Any], write: bool = True
 ) -> Invocation:
     """New records where each pending request at a path returned its answer.
 
@@ -188,7 +156,7 @@ def answer_inputs(
     pending = dict(pending_input_requests(invocation))
     store = current_store()
     objects: dict[str, bytes] = {}
-    replacements: dict[tuple[int, ...], Node] = {}
+    replacements: dict[Path, Node] = {}
     for raw_path, value in answers.items():
         path = tuple(raw_path)
         request = pending.get(path)
@@ -197,28 +165,16 @@ def answer_inputs(
                 f"no pending input request at path {path}; pending: {sorted(pending)}"
             )
         check_answer(request, value)
-        node = load_node(store, invocation.digest)
-        for index in path:
-            node = load_node(store, node.children[index])
         output_digest, data = value_object(value)
         objects[output_digest] = data
-        replacements[path] = build_node(
-            objects,
-            node.request_digest,
-            node.invokable_digest,
-            node.input_digest,
-            node.post_invokable_digest,
-            output_digest,
-            None,
-            False,
-            list(node.children),
-        )
+        node = tree.call_at(store, invocation.digest, path)
+        replacements[path] = tree.answered(objects, node, output_digest)
     if write:
-        store.put_objects(objects)
+        tree.write_records(store, objects)
     else:
         store.stage(objects)
     for node in replacements.values():
-        store.nodes[node.digest] = node
+        tree.remember(store, node)
     return replace_calls(invocation, replacements, write)
 
 
@@ -265,8 +221,6 @@ class InvocationGenerator:
         args: tuple = (),
         kwargs: dict | None = None,
     ) -> None:
-        from enact.refs import Ref
-
         if isinstance(invokable, Ref):
             invokable = invokable.checkout()
         if isinstance(input_ref, Ref):

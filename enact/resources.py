@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib.metadata
+import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Mapping, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
 
 from enact.errors import DeserializationError, RegistryError
 
@@ -71,9 +73,6 @@ def get_distribution_key(module: str) -> DistributionKey | None:
 
 def get_path_distribution_key(path: str) -> DistributionKey | None:
     """The installed distribution that contains the file at ``path``, if any."""
-    import importlib.metadata
-    import os
-
     target = os.path.realpath(path)
     name = os.path.basename(target)
     for dist in importlib.metadata.distributions():
@@ -82,6 +81,17 @@ def get_path_distribution_key(path: str) -> DistributionKey | None:
             if file.name == name and os.path.realpath(str(dist.locate_file(file))) == target:
                 return DistributionKey(dist.metadata["Name"], dist.version)
     return None
+
+
+# The plain view of a value is a view of its canonical encoding, which
+# enact.serialization (above this module: it encodes resources) installs here.
+_plain_view: Callable[[Any], Any] | None = None
+
+
+def install_plain_view(view: Callable[[Any], Any]) -> None:
+    """Set the function behind ``ResourceBase.to_resource_dict`` (enact.serialization's)."""
+    global _plain_view
+    _plain_view = view
 
 
 class ResourceBase(abc.ABC):
@@ -126,9 +136,9 @@ class ResourceBase(abc.ABC):
 
     def to_resource_dict(self) -> dict[str, Any]:
         """A plain-dict view: ``{"type": type id, "fields": {...}}``, recursively."""
-        from enact.serialization import to_plain
-
-        return to_plain(self)
+        if _plain_view is None:
+            raise RegistryError("enact.serialization is not loaded: import enact first")
+        return _plain_view(self)  # type: ignore[no-any-return]
 
     @abc.abstractmethod
     def set_from(self, other: Any) -> None:

@@ -37,8 +37,7 @@ from enact.errors import (
 )
 from enact.refs import Ref
 from enact.registry import Registry
-from enact.resources import ResourceBase
-from enact.wrappers import TypeWrapper
+from enact.resources import ResourceBase, install_plain_view
 
 FORMAT = 1
 
@@ -283,15 +282,16 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def _build_resource(marker: _Marker, fields: Any) -> Any:
-    cls = Registry.get().lookup(marker.type_id)
+    registry = Registry.get()
+    cls = registry.lookup(marker.type_id)
     if type(fields) is not dict:
         raise DeserializationError(
             f"stored {marker.type_id} holds a {type(fields).__qualname__} where its fields "
             "should be (a map of field names)"
         )
     obj = cls.from_fields(fields)
-    if isinstance(obj, TypeWrapper):
-        return obj.unwrap()
+    if registry.is_wrapper(cls):
+        return obj.unwrap()  # type: ignore[attr-defined]
     return obj
 
 
@@ -358,6 +358,9 @@ def packed_links(data: bytes) -> list[str]:
 def to_plain(value: Any) -> Any:
     """A JSON-like view: resources become ``{"type": id, "fields": {...}}``."""
     return _plain(encode_value(value)[0])
+
+
+install_plain_view(to_plain)
 
 
 def _plain(v: Any) -> Any:

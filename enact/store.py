@@ -12,98 +12,97 @@ current store lives in a context variable, so it follows ``asyncio`` tasks
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from enact.backend import KNOWN_DIGESTS_TTL_S, Backend, describe
+from enact import context
+from enact.backend import KNOWN_DIGESTS_TTL_S, Backend, backend_class, describe
+from enact.config import Settings, open_backend
+from enact.context import active_store, current_store
 from enact.digests import digest_bytes, is_digest, verify
 from enact.errors import ObjectCorrupt, ObjectMissing, RefError, StoreError
 from enact.redaction import redact, safe_cause
 from enact.refs import Ref
 from enact.registry import shown
-from enact.serialization import pack_value, unpack_value
+from enact.serialization import pack_value, packed_links, unpack_value
 
 if TYPE_CHECKING:
     import os
 
 log = logging.getLogger(__name__)
 
-_stores: contextvars.ContextVar[tuple[Store, ...]] = contextvars.ContextVar(
-    "enact_stores", default=()
-)
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "FileStore",
+    "InMemoryStore",
+    "Store",
+    "active_store",
+    "checkout",
+    "checkout_async",
+    "commit",
+    "commit_async",
+    "current_store",
+    "iter_links",
+    "resource_digest",
+]
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+VALUES_LIMIT = 100_000
+# How many digests a store remembers having written (see ``recently_written``).
+KNOWN_DIGESTS_LIMIT = 100_000
+# Memory a byte-cache entry costs beyond its data: the digest string (113 bytes),
+# the bytes object's header (33) and the dict's slot and hash table (about 50).
+_CACHE_ENTRY_OVERHEAD = 200
 _MISSING = object()
 _SHAREABLE = frozenset({int, float, str, bytes, bool, type(None)})
-
-
-def current_store() -> Store:
-    """The innermost active store; ``StoreError`` if none is active."""
-    stack = _stores.get()
-    if not stack:
-        raise StoreError(
-            "no store is active: wrap the code in `with enact.InMemoryStore():`, "
-            "`with enact.FileStore(path):` or `with enact.Store(backend):`"
-        )
-    return stack[-1]
-
-
-def active_store() -> Store | None:
-    """The innermost active store, or ``None``."""
-    stack = _stores.get()
-    return stack[-1] if stack else None
 
 
 class Store:
     """Commits and checks out values through a backend.
 
-    ``Store()`` with no backend opens the one named by ``$ENACT_STORE_URL``, or
-    the default file store in ``.enact``; a URL string is accepted too.
+    ``Store()`` with no backend opens the one named by ``settings.store_url``
+    (``$ENACT_STORE_URL``, read once here when no ``settings`` are given), or the
+    default file store in ``.enact``; a URL string is accepted too.
     """
 
     def __init__(
-        self, backend: Backend | str | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        backend: Backend | str | None = None,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        settings: Settings | None = None,
     ) -> None:
-        from enact.config import open_backend
-
-        self.backend: Backend = open_backend(backend)
+        self.backend: Backend = open_backend(backend, settings)
         self._cache: dict[str, bytes] = {}
         self._cache_size = 0
         self._cache_limit = cache_bytes
-        self._records: dict[str, Any] = {}
         # Write-behind buffer (see ``stage``): readable at once, written with the
         # next ``put_objects``.
         self._staged: dict[str, bytes] = {}
         self._values: dict[str, Any] = {}
-        # Nodes of invocations recorded or loaded through this store (enact.calls),
-        # and digests known to be in the backend, so they are not written twice.
-        # The known digests are forgotten every KNOWN_DIGESTS_TTL_S: a record may
-        # link an object without writing it only if this store wrote it lately,
-        # which is what keeps a concurrent gc from deleting it (enact.backend).
-        self.nodes: dict[str, Any] = {}
+        # Digests known to be in the backend, so they are not written twice. They
+        # are forgotten every KNOWN_DIGESTS_TTL_S: a record may link an object
+        # without writing it only if this store wrote it lately, which is what keeps
+        # a concurrent gc from deleting it (enact.backend); and past KNOWN_DIGESTS_LIMIT,
+        # so a long-lived process's memory stays bounded.
         self.known_digests: set[str] = set()
         self._known_since = time.monotonic()
         self._lock = threading.Lock()
-        # The memory backend keeps the very bytes we gave it; caching them again
-        # would only double the memory.
-        self._use_cache = cache_bytes > 0 and not _is_memory(self.backend)
+        #: The backend keeps the very bytes it is given in this process (no I/O).
+        self.in_process: bool = bool(getattr(self.backend, "in_process", False))
+        # Caching what an in-process backend holds would only double the memory.
+        self._use_cache = cache_bytes > 0 and not self.in_process
 
     # Context -----------------------------------------------------------------
 
     def __enter__(self) -> Store:
-        _stores.set(_stores.get() + (self,))
+        context.push(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        stack = _stores.get()
-        if stack and stack[-1] is self:
-            _stores.set(stack[:-1])
-        else:  # exited out of order: remove our innermost entry
-            index = len(stack) - 1 - stack[::-1].index(self)
-            _stores.set(stack[:index] + stack[index + 1 :])
+        context.pop(self)
 
     # Values ------------------------------------------------------------------
 
@@ -124,28 +123,14 @@ class Store:
         return self.has_objects([digest])[0]
 
     async def commit_async(self, value: Any) -> Ref[Any]:
-        if _is_memory(self.backend):
+        if self.in_process:
             return self.commit(value)
         return await asyncio.to_thread(self.commit, value)
 
     async def checkout_async(self, ref: Ref[Any] | str) -> Any:
-        if _is_memory(self.backend):
+        if self.in_process:
             return self.checkout(ref)
         return await asyncio.to_thread(self.checkout, ref)
-
-    def checkout_record(self, digest: str) -> Any:
-        """A decoded value that callers promise never to mutate, shared and cached.
-
-        Used for enact's own frozen records (invocations, requests, responses),
-        where decoding the same object twice would be wasted work.
-        """
-        record = self._records.get(digest)
-        if record is None:
-            record = unpack_value(self.get_object(digest))
-            if len(self._records) > 1_000_000:
-                self._records.clear()
-            self._records[digest] = record
-        return record
 
     def checkout_value(self, digest: str) -> Any:
         """Like ``checkout``, but shares decoded immutable scalars between calls."""
@@ -155,7 +140,7 @@ class Store:
             if type(value) in _SHAREABLE and (
                 not isinstance(value, (str, bytes)) or len(value) < 1024
             ):
-                if len(self._values) > 100_000:
+                if len(self._values) > VALUES_LIMIT:
                     self._values.clear()
                 self._values[digest] = value
         return value
@@ -236,7 +221,10 @@ class Store:
         (in place) when it gets older than that, or very large.
         """
         now = time.monotonic()
-        if now - self._known_since > KNOWN_DIGESTS_TTL_S or len(self.known_digests) > 2_000_000:
+        if (
+            now - self._known_since > KNOWN_DIGESTS_TTL_S
+            or len(self.known_digests) > KNOWN_DIGESTS_LIMIT
+        ):
             self.known_digests.clear()
             self._known_since = now
         return self.known_digests
@@ -257,7 +245,9 @@ class Store:
         return self.backend.has(digests)
 
     def _remember(self, digest: str, data: bytes) -> None:
-        size = len(data)
+        # An entry costs its bytes plus the key, the bytes object and the dict slot:
+        # for the small records a run writes, more than the data itself.
+        size = len(data) + _CACHE_ENTRY_OVERHEAD
         if size > self._cache_limit // 8:
             return
         with self._lock:
@@ -268,34 +258,24 @@ class Store:
             if self._cache_size > self._cache_limit:
                 # Drop the oldest half: cheap, and good enough for a read cache.
                 for old in list(self._cache)[: len(self._cache) // 2]:
-                    self._cache_size -= len(self._cache.pop(old))
+                    self._cache_size -= len(self._cache.pop(old)) + _CACHE_ENTRY_OVERHEAD
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({describe(self.backend)})"
-
-
-def _is_memory(backend: object) -> bool:
-    from enact.stores.memory import MemoryBackend
-
-    return type(backend) is MemoryBackend
 
 
 class InMemoryStore(Store):
     """A store whose objects live in this process's memory."""
 
     def __init__(self) -> None:
-        from enact.stores.memory import MemoryBackend
-
-        super().__init__(MemoryBackend())
+        super().__init__(backend_class("memory")())
 
 
 class FileStore(Store):
     """A store in a directory; objects are written atomically."""
 
     def __init__(self, root_dir: str | os.PathLike[str]) -> None:
-        from enact.stores.file import FileBackend
-
-        super().__init__(FileBackend(root_dir))
+        super().__init__(backend_class("file")(root_dir))
 
 
 def commit(value: Any) -> Ref[Any]:
@@ -323,8 +303,6 @@ def resource_digest(value: Any) -> str:
 
 def iter_links(store: Store, roots: Iterable[str]) -> Iterable[str]:
     """Every digest reachable from ``roots`` (each once), without decoding values."""
-    from enact.serialization import packed_links
-
     seen: set[str] = set()
     frontier = [d for d in roots]
     while frontier:

@@ -17,9 +17,10 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from enact.errors import DeserializationError
+from enact.errors import DeserializationError, FieldTypeError, RegistryError
 from enact.registry import Registry, register
 from enact.resources import ImmutableResource, Resource, ResourceBase
+from enact.serialization import canonical_bytes, pack_value, unpack_value
 
 T = TypeVar("T")
 
@@ -61,6 +62,21 @@ class TypeWrapper(Resource, Generic[T]):
         )
 
 
+def _map_wrapped_type(cls: type) -> None:
+    """Registry hook: a registered ``TypeWrapper`` stores values of its wrapped type."""
+    if not issubclass(cls, TypeWrapper):
+        return
+    wrapped = cls.wrapped_type()
+    if not isinstance(wrapped, type):
+        raise RegistryError(
+            f"{cls.__qualname__}.wrapped_type() must return a type, got {wrapped!r}"
+        )
+    Registry.get().register_wrapper(wrapped, cls)
+
+
+Registry.get().class_hooks.append(_map_wrapped_type)
+
+
 @register
 @dataclass(frozen=True)
 class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
@@ -84,8 +100,6 @@ class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
 
 def _canonical_order(values: Any) -> list:
     """Sort set elements by their canonical encoding, so equal sets digest equally."""
-    from enact.serialization import canonical_bytes
-
     return [v for _, v in sorted(((canonical_bytes(v), v) for v in values), key=lambda p: p[0])]
 
 
@@ -307,8 +321,6 @@ def wrap(value: Any) -> Any:
         return value
     wrapper = Registry.get().wrapper_for(type(value))
     if wrapper is None:
-        from enact.errors import FieldTypeError
-
         raise FieldTypeError(
             f"cannot store a value of type {type(value).__qualname__}: register a "
             "TypeWrapper for it or use a Resource"
@@ -325,8 +337,6 @@ def unwrap(value: Any) -> Any:
 
 def deepcopy(value: Any) -> Any:
     """An independent copy, made by encoding and decoding (so it obeys storage rules)."""
-    from enact.serialization import pack_value, unpack_value
-
     return unpack_value(pack_value(value)[0])
 
 

@@ -33,8 +33,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from enact import config
 from enact.backend import LOCK_TTL_S, MIN_GRACE_S, Maintainable, SweepResult, describe
+from enact.config import Settings, open_backend
 from enact.errors import GcError
 from enact.gc.mark import Mark
 from enact.gc.roots import gather
@@ -97,9 +97,9 @@ class GcReport:
         return "\n".join(lines)
 
 
-def maintainable(store: Any = None) -> Maintainable:
+def maintainable(store: Any = None, settings: Settings | None = None) -> Maintainable:
     """The backend of a ``Store``, a backend, a URL, or the configured store."""
-    backend = store.backend if isinstance(store, Store) else config.open_backend(store)
+    backend = store.backend if isinstance(store, Store) else open_backend(store, settings)
     if not isinstance(backend, Maintainable):
         raise GcError(
             f"{describe(backend)} does not support gc, fsck or pins "
@@ -146,19 +146,22 @@ def collect(
     offline: bool = False,
     allow_damaged: bool = False,
     progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> GcReport:
     """Delete what no root reaches and is older than ``grace_s``; see the module docstring.
 
     ``store``: a ``Store``, a backend, a URL, or ``None`` for the configured store.
     ``roots``: root sources (objects with ``gc_roots()``, such as
     ``enact.worker.gc_roots()``), digests, refs or invocations; pins are always
-    roots. ``grace_s`` defaults to ``ENACT_GC_GRACE_S`` (an hour) and must be at
+    roots. ``grace_s`` defaults to ``settings.gc_grace_s`` (``ENACT_GC_GRACE_S``, an
+    hour; ``settings`` are read from the environment once if not given) and must be at
     least ``MIN_GRACE_S`` unless ``offline`` says nothing writes to the store
     meanwhile. Raises ``GcError`` (nothing deleted) when the mark finds damage,
     and ``ConflictError`` when another gc holds the store's lock.
     """
-    backend = maintainable(store)
-    grace = config.gc_grace_s() if grace_s is None else float(grace_s)
+    settings = settings or Settings.from_env()
+    backend = maintainable(store, settings)
+    grace = settings.gc_grace_s if grace_s is None else float(grace_s)
     if grace < 0:
         raise GcError(f"the grace period must not be negative, got {grace}")
     if not offline and grace < MIN_GRACE_S:

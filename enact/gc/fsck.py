@@ -27,8 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from enact import config
 from enact.backend import Inventory, describe
+from enact.config import Settings
 from enact.errors import DeserializationError
 from enact.gc.collect import MaintenanceLock, maintainable
 from enact.gc.units import format_bytes
@@ -79,26 +79,38 @@ class FsckReport:
 
 
 def fsck(
-    store: Any = None, *, repair: bool = False, progress: Callable[[str, int], None] | None = None
+    store: Any = None,
+    *,
+    repair: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+    settings: Settings | None = None,
 ) -> FsckReport:
-    """Verify every copy and index of ``store`` (a Store, backend, URL, or the configured one)."""
-    backend = maintainable(store)
+    """Verify every copy and index of ``store`` (a Store, backend, URL, or the configured one).
+
+    ``settings`` (read from the environment once if not given) name the configured
+    store and the grace within which an orphan pack is an upload in flight.
+    """
+    settings = settings or Settings.from_env()
+    backend = maintainable(store, settings)
     report = FsckReport(store=describe(backend))
     started = time.monotonic()
     if repair:
         with MaintenanceLock(backend, "fsck"):
-            _repair(backend, _check(backend, report, progress), report)
+            _repair(backend, _check(backend, report, progress, settings.gc_grace_s), report)
     else:
-        _check(backend, report, progress)
+        _check(backend, report, progress, settings.gc_grace_s)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _check(
-    backend: Any, report: FsckReport, progress: Callable[[str, int], None] | None
+    backend: Any,
+    report: FsckReport,
+    progress: Callable[[str, int], None] | None,
+    grace_s: float,
 ) -> Inventory:
     # Orphan packs younger than the grace may be uploads in flight: not damage.
-    inventory = backend.inventory(time.time() - config.gc_grace_s(), dry_run=True)
+    inventory = backend.inventory(time.time() - grace_s, dry_run=True)
     report.problems = inventory.problems()
     damaged: dict[str, list[str]] = defaultdict(list)
     good: set[str] = set()

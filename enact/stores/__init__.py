@@ -3,13 +3,19 @@
 ``S3Backend`` needs ``pip install 'enact[s3]'`` and ``RedisBackend``/``RedisState``
 need ``pip install 'enact[redis]'``; touching them without the extra raises an
 ``ImportError`` that names the command.
+
+Importing this package registers every backend in the core's scheme -> class
+table (``enact.backend.register_scheme``), which is how ``enact.Store(url)`` finds
+them: the core never imports this package.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
+from enact.backend import register_scheme
 from enact.stores.file import FileBackend
 from enact.stores.memory import MemoryBackend
 
@@ -19,7 +25,16 @@ _LAZY = {
     "RedisState": ("enact.stores.redis", "redis"),
 }
 
-__all__ = ["FileBackend", "MemoryBackend", "RedisBackend", "RedisState", "S3Backend"]
+# URL scheme -> backend class name (in this package).
+SCHEMES = {
+    "memory": "MemoryBackend",
+    "file": "FileBackend",
+    "s3": "S3Backend",
+    "redis": "RedisBackend",
+    "rediss": "RedisBackend",
+}
+
+__all__ = ["SCHEMES", "FileBackend", "MemoryBackend", "RedisBackend", "RedisState", "S3Backend"]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,3 +50,11 @@ def __getattr__(name: str) -> Any:
             f"pip install 'enact[{extra}]'"
         ) from exc
     return getattr(module, name)
+
+
+def _load(name: str) -> Any:
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
+for _scheme, _name in SCHEMES.items():
+    register_scheme(_scheme, functools.partial(_load, _name))

@@ -49,6 +49,10 @@ import re
 
 from enact.errors import ConfigError
 
+# The prefix when none is given; ``enact.config`` has the same default for
+# ``ENACT_REDIS_PREFIX`` and always passes its value explicitly.
+DEFAULT_PREFIX = "enact"
+
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 

@@ -24,8 +24,7 @@ import hashlib
 import logging
 from typing import Any, Mapping, Sequence
 
-from enact.backend import LOCK_TTL_S, Backend, Inventory, describe
-from enact.redaction import redact
+from enact.backend import LOCK_TTL_S, Backend, Inventory, describe, redact
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,12 @@ import os
 import secrets
 import socket
 import time
+import urllib.parse
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
-from enact.errors import ConflictError, StoreError
+from enact.errors import ConfigError, ConflictError, StoreError
 from enact.stores._timed import TimedObjects
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,15 @@ class FileBackend:
         self.fsync = fsync
         self.reuse_horizon_s = reuse_horizon_s
         self._made_dirs: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, settings: Any = None) -> FileBackend:
+        """``file:///abs/path`` or ``file:relative/path`` (relative to the working directory)."""
+        parts = urllib.parse.urlsplit(url)
+        path = parts.netloc + parts.path
+        if parts.scheme.lower() != "file" or not path:
+            raise ConfigError(f"store URL {url!r} names no directory (expected file:///path)")
+        return cls(path)
 
     @property
     def url(self) -> str:

@@ -37,9 +37,18 @@ import redis
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
-from enact import config
-from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
-from enact.digests import is_digest
+from enact.backend import (
+    LOCK_TTL_S,
+    REUSE_HORIZON_S,
+    BackendSettings,
+    Copy,
+    Plan,
+    SweepResult,
+    is_digest,
+    redact,
+    redact_url,
+    safe_cause,
+)
 from enact.errors import (
     ConfigError,
     ConflictError,
@@ -47,9 +56,13 @@ from enact.errors import (
     StoreUnavailable,
     UnknownInputRequest,
 )
-from enact.redaction import redact, redact_url, safe_cause
-from enact.stores._keys import RedisKeys
+from enact.stores._keys import DEFAULT_PREFIX, RedisKeys
 from enact.stores._timed import TimedObjects
+
+__all__ = [
+    "BATCH", "HISTORY_LIMIT", "PendingInput", "RedisBackend", "RedisKeys", "RedisState",
+    "make_client", "split_url",
+]  # fmt: skip
 
 RETRIES = 6  # backoff 0.05 s doubling, capped at 1 s: about 3 s before giving up
 HEALTH_CHECK_INTERVAL_S = 15
@@ -186,6 +199,12 @@ def make_client(
         raise ConfigError(message) from safe_cause(exc)
 
 
+def _prefix(url: str, prefix: str | None, settings: BackendSettings | None) -> str:
+    """The key prefix: explicit, else the URL's ``?prefix=``, else the settings'."""
+    _, ours = split_url(url)
+    return prefix or ours.get("prefix") or (settings.redis_prefix if settings else DEFAULT_PREFIX)
+
+
 def _client_where(client: redis.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
@@ -233,7 +252,7 @@ class RedisBackend:
         reuse_horizon_s: float = REUSE_HORIZON_S,
     ) -> None:
         self._client = client
-        self.keys = RedisKeys(config.redis_prefix(prefix))
+        self.keys = RedisKeys(prefix or DEFAULT_PREFIX)
         self._where = _client_where(client)
         self._url = redact_url(url) if url else f"redis://{self._where}"
         self.reuse_horizon_s = reuse_horizon_s
@@ -247,17 +266,15 @@ class RedisBackend:
 
     @classmethod
     def from_url(
-        cls, url: str, env: Mapping[str, str] | None = None, prefix: str | None = None
+        cls, url: str, settings: BackendSettings | None = None, prefix: str | None = None
     ) -> RedisBackend:
         """Open ``redis://[user:password@]host:port/db?prefix=...`` (also ``rediss://``).
 
-        The prefix comes from ``prefix``, else the URL, else ``ENACT_REDIS_PREFIX``.
+        The prefix comes from ``prefix``, else the URL, else ``settings.redis_prefix``
+        (``ENACT_REDIS_PREFIX``), else ``enact``.
         """
-        _, ours = split_url(url)
         return cls(
-            make_client(url, decode_responses=False),
-            config.redis_prefix(prefix or ours.get("prefix"), env),
-            url=url,
+            make_client(url, decode_responses=False), _prefix(url, prefix, settings), url=url
         )
 
     @property
@@ -523,7 +540,7 @@ class RedisState:
         self, client: redis.Redis, prefix: str | None = None, *, history_limit: int = HISTORY_LIMIT
     ) -> None:
         self._client = client
-        self.keys = RedisKeys(config.redis_prefix(prefix))
+        self.keys = RedisKeys(prefix or DEFAULT_PREFIX)
         self.history_limit = history_limit
         self._where = _client_where(client)
         self._ref_set = client.register_script(_load_script("redis_ref_set.lua"))
@@ -535,23 +552,21 @@ class RedisState:
     @classmethod
     def from_url(
         cls,
-        url: str | None = None,
+        url: str,
         prefix: str | None = None,
-        env: Mapping[str, str] | None = None,
+        settings: BackendSettings | None = None,
         **options: Any,
     ) -> RedisState:
-        """Connect to ``url``, else ``ENACT_REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+        """Connect to ``url`` (``redis://[user:password@]host:port/db?prefix=...``).
 
         The prefix comes from ``prefix``, else the URL's ``?prefix=``, else
-        ``ENACT_REDIS_PREFIX``, else ``enact``. ``options`` go to ``make_client``
-        (``retries``, ``health_check_interval``, ``socket_timeout``, ...).
-        Connecting is lazy: an unreachable server raises ``StoreUnavailable`` on
-        the first operation.
+        ``settings.redis_prefix`` (``ENACT_REDIS_PREFIX``), else ``enact``.
+        ``options`` go to ``make_client`` (``retries``, ``health_check_interval``,
+        ``socket_timeout``, ...). Connecting is lazy: an unreachable server raises
+        ``StoreUnavailable`` on the first operation.
         """
-        resolved = config.redis_url(url, env)
-        _, ours = split_url(resolved)
-        client = make_client(resolved, decode_responses=True, **options)
-        return cls(client, config.redis_prefix(prefix or ours.get("prefix"), env))
+        client = make_client(url, decode_responses=True, **options)
+        return cls(client, _prefix(url, prefix, settings))
 
     @property
     def client(self) -> redis.Redis:

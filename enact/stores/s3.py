@@ -41,6 +41,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -61,11 +62,17 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from enact import config
-from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S
-from enact.digests import is_digest, verify
+from enact.backend import (
+    LOCK_TTL_S,
+    REUSE_HORIZON_S,
+    BackendSettings,
+    is_digest,
+    redact,
+    redact_url,
+    safe_cause,
+    verify,
+)
 from enact.errors import ConfigError, ConflictError, ObjectCorrupt, StoreError, StoreUnavailable
-from enact.redaction import redact, redact_url, safe_cause
 from enact.stores import _packs
 from enact.stores.s3_inventory import S3Inventory
 
@@ -288,28 +295,41 @@ class S3Backend:
         self._executor_lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, env: Mapping[str, str] | None = None, **options: Any) -> S3Backend:
+    def from_url(
+        cls, url: str, settings: BackendSettings | None = None, **options: Any
+    ) -> S3Backend:
         """Open ``s3://bucket/prefix?endpoint_url=...&region=...``.
 
-        The endpoint comes from the URL, else ``ENACT_S3_ENDPOINT_URL``, else
-        ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``; credentials and region from
-        the ``AWS_*`` variables of ``env``, else boto3's own chain. Other query
-        parameters: ``max_pool_connections``, ``max_attempts``,
-        ``connect_timeout_s``, ``read_timeout_s``, ``workers``. Raises
-        ``ConfigError`` for a malformed URL.
+        The endpoint comes from the URL, else ``settings.s3_endpoint_url``
+        (``ENACT_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``);
+        credentials and region from ``settings`` (the ``AWS_*`` variables), else
+        boto3's own chain. Other query parameters: ``max_pool_connections``,
+        ``max_attempts``, ``connect_timeout_s``, ``read_timeout_s``, ``workers``.
+        Raises ``ConfigError`` for a malformed URL.
         """
-        parsed = config.parse_store_url(url)
-        shown = redact_url(url)
-        if parsed.scheme != "s3":
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        shown = redact_url(url) if isinstance(url, str) else repr(url)
+        if parts is None or parts.scheme.lower() != "s3":
             raise ConfigError(f"not an S3 store URL: {shown!r}")
-        if "@" in parsed.netloc or ":" in parsed.netloc:
+        if not parts.netloc:
+            raise ConfigError(f"store URL {shown!r} names no bucket (expected s3://bucket/prefix)")
+        if "@" in parts.netloc or ":" in parts.netloc:
             raise ConfigError(
                 f"S3 store URL {shown!r} must be s3://bucket/prefix; pass credentials "
                 "through AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the endpoint "
                 "through ENACT_S3_ENDPOINT_URL or ?endpoint_url="
             )
-        settings: dict[str, Any] = dict(config.s3_settings(env))
-        for name, raw in parsed.query.items():
+        kwargs: dict[str, Any] = {}
+        if settings is not None:
+            kwargs.update(
+                endpoint_url=settings.s3_endpoint_url,
+                region_name=settings.aws_region,
+                aws_access_key_id=settings.aws_access_key_id,
+                aws_secret_access_key=settings.aws_secret_access_key,
+                aws_session_token=settings.aws_session_token,
+                profile_name=settings.aws_profile,
+            )
+        for name, raw in urllib.parse.parse_qsl(parts.query):
             kind = _URL_OPTIONS.get(name)
             if kind is None:
                 raise ConfigError(
@@ -322,9 +342,9 @@ class S3Backend:
                 raise ConfigError(
                     f"S3 store URL {shown!r}: {name}={raw!r} is not a valid {kind.__name__}"
                 ) from None
-            settings["region_name" if name == "region" else name] = value
-        settings.update(options)
-        return cls(parsed.netloc, parsed.path, **settings)
+            kwargs["region_name" if name == "region" else name] = value
+        kwargs.update(options)
+        return cls(parts.netloc, parts.path, **kwargs)
 
     @property
     def url(self) -> str:

@@ -13,7 +13,7 @@ This package depends on the core, never the reverse.
 """
 
 from enact.worker import runtime
-from enact.worker.app import app, make_app, settings
+from enact.worker.app import app, celery_config, make_app, reconfigure
 from enact.worker.fanout import map, replay_many
 from enact.worker.flows import (
     Flow,
@@ -31,14 +31,15 @@ __all__ = [
     "FlowRecord",
     "answer",
     "app",
+    "celery_config",
     "gc_roots",
     "get_flow",
     "make_app",
     "map",
     "pending_inputs",
+    "reconfigure",
     "replay_many",
     "runtime",
-    "settings",
     "state",
     "store",
     "submit",

@@ -1,8 +1,9 @@
-"""The Celery application, configured from ``ENACT_*`` variables on first use.
+"""The Celery application, configured from the process's ``Settings`` on first use.
 
-``celery -A enact.worker worker`` finds ``enact.worker.app``. Configuration is
-read lazily (``add_defaults`` with a callable), when Celery first looks at it,
-so importing this module reads no environment.
+``celery -A enact.worker worker`` finds ``enact.worker.app``. Its configuration is
+built lazily (``add_defaults`` with a callable), when Celery first looks at it,
+from ``enact.worker.runtime.settings()`` (read once from ``ENACT_*``), so importing
+this module reads no environment.
 
 Choices, and why:
 
@@ -23,22 +24,23 @@ Choices, and why:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import threading
+from typing import Any
 
 from celery import Celery
 
-from enact import config
+from enact.config import Settings
+from enact.worker import runtime
 
 QUEUE = "enact"
 
 
-def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The Celery settings for the environment ``env`` (default ``os.environ``)."""
-    redis_url = config.redis_url(env=env)
-    visibility = config.visibility_timeout_s(env)
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for ``settings``."""
+    visibility = settings.visibility_timeout_s
     return {
-        "broker_url": config.broker_url(env=env),
-        "result_backend": redis_url,
+        "broker_url": settings.broker_url,
+        "result_backend": settings.redis_url,
         "task_serializer": "msgpack",
         "result_serializer": "msgpack",
         "accept_content": ["msgpack", "json"],
@@ -56,37 +58,39 @@ def settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": visibility},
         "result_expires": 24 * 3600,
         "task_default_queue": QUEUE,
-        "worker_pool": config.worker_pool(env),
-        "worker_concurrency": config.worker_concurrency(env),
+        "worker_pool": settings.worker_pool,
+        "worker_concurrency": settings.worker_concurrency,
         "broker_connection_retry_on_startup": True,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        "imports": ["enact.worker.tasks", *config.imports(env)],
+        "imports": ["enact.worker.tasks", *settings.imports],
         "timezone": "UTC",
     }
 
 
-def make_app(env: Mapping[str, str] | None = None) -> Celery:
-    """A Celery app configured from ``env`` when it is first used."""
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app configured, when first used, from ``settings`` (default: the process's)."""
     celery_app = Celery("enact", set_as_current=False)
-    celery_app.add_defaults(lambda: settings(env))
+    celery_app.add_defaults(lambda: celery_config(settings or runtime.settings()))
     return celery_app
 
 
 app = make_app()
 
 
-def reconfigure(env: Mapping[str, str] | None = None, celery_app: Celery | None = None) -> None:
-    """Point an app (default ``app``) at the cluster described by ``env``.
+def reconfigure(settings: Settings | None = None, celery_app: Celery | None = None) -> Settings:
+    """Point the process (and an app, default ``app``) at the cluster of ``settings``.
 
-    For clients that talk to more than one cluster in one process, and for tests.
-    Open broker and result connections are dropped; new ones use the new settings.
+    ``settings`` defaults to the environment, read now. For clients that talk to
+    more than one cluster in one process, and for tests. The process's store and
+    Redis connections, and the app's broker and result connections, are dropped;
+    new ones use the new settings.
     """
-    import threading
-
+    settings = runtime.configure(settings)
     target = celery_app or app
-    target.conf.update(settings(env))
+    target.conf.update(celery_config(settings))
     target._local = threading.local()  # per-thread result backends
     if target._pool is not None:
         target._pool.force_close_all()
         target._pool = None
     target.amqp._producer_pool = None
+    return settings

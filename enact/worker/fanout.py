@@ -17,33 +17,31 @@ import time
 import uuid
 from typing import Any, Iterable
 
-import msgpack
 from celery import group
 
-from enact import calls
-from enact.calls import CallSpec, args_object
-from enact.errors import FlowTimeout
+from enact import calls, tree
+from enact.calls import args_object
+from enact.errors import FlowTimeout, ReplayError
 from enact.invocations import Function
 from enact.records import Invocation
 from enact.replay import call_target
-from enact.serialization import unpack_value
+from enact.store import Store
+from enact.tree import Node
 from enact.trust import worker_target
-from enact.worker import runtime
-from enact.worker.tasks import MAP_TTL_S, pull_calls, raised_exception, replay_invocation
-from enact.worker.wire import result_message
+from enact.worker import runtime, wire
+from enact.worker.tasks import MAP_TTL_S, pull_calls, replay_invocation
 
 DEFAULT_PARALLELISM = 128
 
 
 def _run_remote(
     fn: Function,
-    inputs: list[bytes],
-    todo: list[int],
+    items: list[bytes],
     parallelism: int,
     timeout: float | None,
     objects: dict[str, bytes],
-) -> dict[int, tuple[calls.Node, bytes | None]]:
-    """Run the calls ``todo`` (indices into ``inputs``) on the workers; their nodes and values.
+) -> dict[int, tuple[Node, bytes | None]]:
+    """Run work items (``wire.pack_work_item``) on the workers; their nodes and values by index.
 
     The records the calls made are added to ``objects`` for the caller to write.
     """
@@ -51,23 +49,22 @@ def _run_remote(
     client = runtime.redis_bytes()
     map_id = uuid.uuid4().hex
     todo_key, results_key = keys.map_todo(map_id), keys.map_results(map_id)
-    pullers = max(1, min(parallelism, len(todo)))
+    pullers = max(1, min(parallelism, len(items)))
     pipe = client.pipeline(transaction=False)
-    for start in range(0, len(todo), 1000):
-        pipe.rpush(todo_key, *(msgpack.packb([i, inputs[i]]) for i in todo[start : start + 1000]))
+    for start in range(0, len(items), 1000):
+        pipe.rpush(todo_key, *items[start : start + 1000])
     pipe.expire(todo_key, MAP_TTL_S)
     pipe.execute()
     group(
         pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
     ).apply_async()
     deadline = None if timeout is None else time.monotonic() + timeout
-    wanted = set(todo)
-    rows: dict[int, tuple[calls.Node, bytes | None]] = {}
+    results: dict[int, tuple[Node, bytes | None]] = {}
     try:
-        while len(rows) < len(todo):
+        while len(results) < len(items):
             if deadline is not None and time.monotonic() > deadline:
                 raise FlowTimeout(
-                    f"enact.worker.map: {len(todo) - len(rows)} of {len(todo)} calls "
+                    f"enact.worker.map: {len(items) - len(results)} of {len(items)} calls "
                     f"unfinished after {timeout} s"
                 )
             first = client.blpop([results_key], timeout=1)
@@ -75,16 +72,16 @@ def _run_remote(
                 continue
             batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
             for packed in batch:
-                index, node, value, records = result_message(packed, len(inputs))
-                if index in wanted and index not in rows:  # a redone call may report twice
-                    rows[index] = (node, value)
+                index, node, value, records = wire.result_message(packed, len(items))
+                if index not in results:  # a redone call may report twice
+                    results[index] = (node, value)
                     objects.update(records)
     finally:
         pipe = client.pipeline(transaction=False)
         pipe.delete(todo_key, results_key)
         pipe.delete(*(keys.map_inflight(map_id, n) for n in range(pullers)))
         pipe.execute()
-    return rows
+    return results
 
 
 def map(  # noqa: A001  (mirrors the builtin on purpose)
@@ -107,64 +104,93 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
     items = list(iterable)
     if not items:
         return []
-    frame = calls.current_frame()
-    invokable_digest, invokable_data = fn.reference_object()
-    inputs: list[bytes] = []
-    results: list[tuple[calls.Node, bytes | None] | None] = [None] * len(items)
-    todo: list[int] = []
-    first_slot = len(frame.children) if frame is not None else 0
-    for index, item in enumerate(items):
-        (input_digest, input_data), immutable = args_object((item,), {})
-        inputs.append(input_data)
-        if frame is None:
-            todo.append(index)
-            continue
-        frame.session.add(invokable_digest, invokable_data)
-        frame.session.add(input_digest, input_data)
-        spec = CallSpec(fn, invokable_digest, input_digest, immutable)
-        # Match before taking the slot: a strict divergence must not leave a hole.
-        recorded = frame.next_recorded(spec)
-        frame.children.append(None)
-        if recorded is not None and recorded.complete:
-            results[index] = (recorded, None)
+    scope = calls.current()
+    if scope is None:
+        return _map_untracked(fn, items, parallelism, timeout)
+    return _map_tracked(scope, fn, items, parallelism, timeout)
+
+
+def _map_untracked(
+    fn: Function, items: list[Any], parallelism: int, timeout: float | None
+) -> list[Any]:
+    """Outside a tracked call: run every item; their records go straight to the store."""
+    work = [
+        wire.pack_work_item(index, args_object((item,), {})[0][1], None, True)
+        for index, item in enumerate(items)
+    ]
+    objects: dict[str, bytes] = {}
+    results = _run_remote(fn, work, parallelism, timeout, objects)
+    store = runtime.store()
+    store.put_objects(objects)
+    return _outputs(store, [results[i] for i in range(len(items))], None, None)
+
+
+def _map_tracked(
+    scope: calls.Scope, fn: Function, items: list[Any], parallelism: int, timeout: float | None
+) -> list[Any]:
+    """Inside a tracked call: each item is the next child, matched and recorded as in a loop.
+
+    Every item is matched against the record first (a slot each), up to a
+    recorded exception (a loop stops there too); at a strict divergence the items
+    before it still run and are recorded, then the ``ReplayError`` is raised,
+    exactly as a loop would.
+    """
+    reference = fn.reference_object()
+    slots: list[calls.Slot] = []
+    diverged: ReplayError | None = None
+    work: list[bytes] = []
+    for item in items:
+        input_object, immutable = args_object((item,), {})
+        spec = calls.prepare(scope, fn, reference, input_object, immutable)
+        try:
+            slot = calls.reserve(scope, spec)
+        except ReplayError as exc:
+            diverged = exc
+            break
+        if slot.recorded is None:
+            work.append(wire.pack_work_item(len(slots), input_object[1], slot.replay, slot.strict))
+        slots.append(slot)
+        if slot.recorded is not None and slot.recorded.raised_digest is not None:
+            break  # a loop would stop at this recorded exception: nothing after it runs
+    results: dict[int, tuple[Node, bytes | None]] = {}
+    if work:
+        objects: dict[str, bytes] = {}
+        try:
+            results = _run_remote(fn, work, parallelism, timeout, objects)
+        except BaseException:
+            calls.release(slots[0])  # the map itself failed (a timeout): no child was made
+            raise
+        for digest, data in objects.items():
+            calls.stage(scope, digest, data)
+    done: list[tuple[Node, bytes | None]] = []
+    for index, slot in enumerate(slots):
+        if slot.recorded is not None:
+            done.append((slot.recorded, None))
         else:
-            todo.append(index)
-    store = frame.session.store if frame is not None else runtime.store()
-    if todo:
-        records: dict[str, bytes] = {}
-        for index, done in _run_remote(fn, inputs, todo, parallelism, timeout, records).items():
-            results[index] = done
-        if frame is not None:
-            for digest, data in records.items():
-                frame.session.add(digest, data)
-        else:
-            store.put_objects(records)
+            node, value = results[index]
+            calls.fill(slot, node)
+            done.append((node, value))
+    try:
+        outputs = _outputs(calls.store_of(scope), done, scope, slots)
+    finally:
+        calls.step(scope)  # a flow's fan-out is one step: it may checkpoint here
+    if diverged is not None:
+        raise diverged
+    return outputs
+
+
+def _outputs(
+    store: Store,
+    done: list[tuple[Node, bytes | None]],
+    scope: calls.Scope | None,
+    slots: list[calls.Slot] | None,
+) -> list[Any]:
+    """The outputs in order; at the first call that raised, release the later slots and raise."""
     outputs: list[Any] = []
-    for index, result in enumerate(results):
-        assert result is not None
-        node, value = result
-        store.nodes.setdefault(node.digest, node)
-        if frame is not None:
-            frame.children[first_slot + index] = node
-        if node.raised_digest is not None:
-            if frame is not None:
-                del frame.children[first_slot + index + 1 :]
-            data = value if value is not None else store.get_object(node.raised_digest)
-            exc = raised_exception(data)
-            if frame is not None:
-                frame.child_exception = exc
-            try:
-                exc.__enact_raised__ = node.raised_digest  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
-            raise exc
-        if value is not None:
-            outputs.append(unpack_value(value))
-        else:
-            assert node.output_digest is not None
-            outputs.append(store.checkout_value(node.output_digest))
-    if frame is not None and frame.depth == 1 and frame.session.on_checkpoint is not None:
-        frame.session.on_checkpoint(frame)  # a flow's fan-out is one step: checkpoint it
+    for index, (node, value) in enumerate(done):
+        if node.raised_digest is not None and slots is not None and index + 1 < len(slots):
+            calls.release(slots[index + 1])
+        outputs.append(calls.outcome(store, node, value, scope))
     return outputs
 
 
@@ -187,4 +213,4 @@ def replay_many(
     finally:
         async_result.forget()
     store = runtime.store()
-    return [calls.load_node(store, d).invocation() for d in digests]
+    return [tree.load(store, d).invocation() for d in digests]

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from enact import calls
+from enact import tree
 from enact.calls import value_object
 from enact.errors import (
     ConflictError,
@@ -33,11 +33,17 @@ from enact.errors import (
     UnknownFlow,
 )
 from enact.invocations import BoundFunction, Function
+from enact.printing import invocation_summary
 from enact.records import BoundMethod, CallArgs, Invocation, Request, checkout_record
+from enact.replay import call_for
 from enact.requests import check_answer, pending_input_requests
 from enact.store import Store
 from enact.trust import worker_target
 from enact.worker import runtime
+from enact.worker.app import app
+
+# The task that runs a flow (enact.worker.tasks.run_flow), sent by name.
+RUN_FLOW = "enact.run_flow"
 
 STATUSES = ("queued", "running", "waiting", "done", "failed")
 FINAL = ("done", "failed")
@@ -265,7 +271,7 @@ class Flow:
                 f"flow {self.id} has not recorded anything yet (status {record.status})"
             )
         with self._store:
-            return calls.load_node(self._store, record.head).invocation()
+            return tree.load(self._store, record.head).invocation()
 
     def result(self, timeout: float | None = None) -> Any:
         """The output; waits up to ``timeout`` s. ``FlowFailed``/``FlowWaiting`` otherwise."""
@@ -284,8 +290,6 @@ class Flow:
         return pending_inputs(self.id)
 
     def summary(self) -> str:
-        from enact.printing import invocation_summary
-
         invocation = self.invocation()
         with self._store:
             return invocation_summary(invocation)
@@ -301,8 +305,6 @@ def submit(target: Any, *args: Any, **kwargs: Any) -> Flow:
     (``ENACT_IMPORTS``). The call's request is committed to the store first, so
     the flow can be started, resumed or inspected from any machine.
     """
-    from enact.worker.tasks import run_flow
-
     store = runtime.store()
     invokable, call_input = call_parts(target, args, kwargs)
     with store:
@@ -311,7 +313,7 @@ def submit(target: Any, *args: Any, **kwargs: Any) -> Flow:
     table = FlowTable(runtime.state())
     flow_id = uuid.uuid4().hex[:20]
     table.create(flow_id, start, _name(target))
-    run_flow.apply_async((flow_id,))
+    app.send_task(RUN_FLOW, (flow_id,))
     return Flow(flow_id, table, store)
 
 
@@ -334,15 +336,13 @@ def answer(request_id: str, value: Any) -> Flow:
     (a ``TypeError``) leaves the request pending. ``ConflictError`` if it was
     already answered.
     """
-    from enact.worker.tasks import run_flow
-
     state = runtime.state()
     store = runtime.store()
     pending = state.get_input_request(request_id)
     if pending.status == "answered":
         raise ConflictError(f"input request {request_id} was already answered")
     with store:
-        invocation = calls.load_node(store, pending.invocation).invocation()
+        invocation = tree.load(store, pending.invocation).invocation()
         requests = dict(pending_input_requests(invocation))
         request = requests.get(tuple(pending.path))
         if request is None:
@@ -357,14 +357,12 @@ def answer(request_id: str, value: Any) -> Flow:
     table.set_answer(pending.flow_id, request_id, data)
     state.answer_input_request(request_id, answer_digest)
     table.update(pending.flow_id, status="queued")
-    run_flow.apply_async((pending.flow_id,))
+    app.send_task(RUN_FLOW, (pending.flow_id,))
     return Flow(pending.flow_id, table, store)
 
 
 def start_target(store: Store, start: str) -> tuple[Any, tuple, dict]:
     """The callable, args and kwargs recorded in a flow's start request."""
-    from enact.replay import call_for
-
     request = checkout_record(store, start, Request)
     return call_for(store.checkout(request.invokable), store.checkout(request.input))
 

@@ -1,77 +1,89 @@
-"""Per-process connections: the object store and the Redis state.
+"""Per-process state of a worker (or a client): its settings and connections.
 
-Each worker process (and each client) opens one ``Store`` and one
-``RedisState`` from configuration, on first use, and shares them between
-threads; after a fork the child opens its own.
+A process has one ``Settings`` (``configure(settings)``, or read once from the
+environment on first use) and opens, from it, one ``Store`` and one ``RedisState``
+on first use, shared between threads; after a fork the child opens its own.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
-from typing import Any
+import urllib.parse
+from typing import Any, Callable
 
+from enact.config import Settings, open_backend
 from enact.store import Store
+from enact.stores.cached import CachedBackend
+from enact.stores.redis import RedisKeys, RedisState, make_client
 
 _lock = threading.Lock()
+_settings: Settings | None = None
 _cached: dict[str, Any] = {}
 
 
-def _get(name: str, factory: Any) -> Any:
+def settings() -> Settings:
+    """This process's settings: as configured, else read from the environment once."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = Settings.from_env()
+    return _settings
+
+
+def configure(new: Settings | None = None) -> Settings:
+    """Use ``new`` (default: read the environment now) and forget open connections."""
+    global _settings
+    with _lock:
+        _settings = new or Settings.from_env()
+        _cached.clear()
+        return _settings
+
+
+def reset() -> None:
+    """Forget the settings and the connections (tests switch configurations with this)."""
+    global _settings
+    with _lock:
+        _settings = None
+        _cached.clear()
+
+
+def _get(name: str, factory: Callable[[Settings], Any]) -> Any:
     key = f"{name}:{os.getpid()}"
     value = _cached.get(key)
     if value is None:
+        current = settings()
         with _lock:
             value = _cached.get(key)
             if value is None:
-                value = _cached[key] = factory()
+                value = _cached[key] = factory(current)
     return value
 
 
 def store() -> Store:
-    """The store named by ``ENACT_STORE_URL`` (default: the local file store).
+    """The store named by ``settings().store_url`` (default: the local file store).
 
-    A remote store (S3) gets the shared Redis object cache in front of it
+    An S3 store gets the shared Redis object cache in front of it
     (``ENACT_CACHE_URL``, ``ENACT_CACHE_TTL_S``; see ``enact.stores.cached``).
     """
     return _get("store", _open_store)  # type: ignore[no-any-return]
 
 
-def _open_store() -> Store:
-    from enact import config
-
-    backend = config.open_backend()
-    url = config.cache_url()
-    ttl_s = config.cache_ttl_s()
-    s3 = sys.modules.get("enact.stores.s3")  # an S3Backend means its module is loaded
-    if url and ttl_s > 0 and s3 is not None and isinstance(backend, s3.S3Backend):
-        from enact.stores._keys import RedisKeys
-        from enact.stores.cached import CachedBackend
-        from enact.stores.redis import make_client
-
-        client = make_client(url, decode_responses=False)
-        keys = RedisKeys(config.redis_prefix())
-        backend = CachedBackend(backend, client, keys, ttl_s=ttl_s)
-    return Store(backend)
+def _open_store(s: Settings) -> Store:
+    backend = open_backend(None, s)
+    scheme = urllib.parse.urlsplit(s.store_url).scheme.lower()
+    if s.cache_url and s.cache_ttl_s > 0 and scheme == "s3":
+        client = make_client(s.cache_url, decode_responses=False)
+        backend = CachedBackend(backend, client, RedisKeys(s.redis_prefix), ttl_s=s.cache_ttl_s)
+    return Store(backend, settings=s)
 
 
-def state() -> Any:
+def state() -> RedisState:
     """The ``RedisState`` at ``ENACT_REDIS_URL`` under ``ENACT_REDIS_PREFIX``."""
-    from enact.stores.redis import RedisState
-
-    return _get("state", RedisState.from_url)
-
-
-def reset() -> None:
-    """Forget the cached connections (tests switch configurations with this)."""
-    with _lock:
-        _cached.clear()
+    return _get("state", lambda s: RedisState.from_url(s.redis_url, settings=s))  # type: ignore[no-any-return]
 
 
 def redis_bytes() -> Any:
     """A Redis client for binary values (work lists of packed calls), same server."""
-    from enact import config
-    from enact.stores.redis import make_client
-
-    return _get("redis_bytes", lambda: make_client(config.redis_url(), decode_responses=False))
+    return _get("redis_bytes", lambda s: make_client(s.redis_url, decode_responses=False))

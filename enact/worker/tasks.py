@@ -11,13 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgpack
-
-from enact import calls, config
+from enact import calls, tree
 from enact.digests import verify
-from enact.errors import DeserializationError, UnknownInputRequest
+from enact.errors import UnknownInputRequest
 from enact.invocations import Function, invoke
-from enact.records import Invocation, NativeException
 from enact.redaction import redact
 from enact.registry import Registry
 from enact.replay import replay
@@ -27,17 +24,17 @@ from enact.store import Store
 from enact.trust import registered_target
 from enact.worker import runtime, wire
 from enact.worker.app import app
-from enact.worker.flows import FlowTable, request_id, start_target
+from enact.worker.flows import RUN_FLOW, FlowTable, request_id, start_target
 
 # Flows ----------------------------------------------------------------------
 
 
-@app.task(name="enact.run_flow", bind=True, max_retries=None)
+@app.task(name=RUN_FLOW, bind=True, max_retries=None)
 def run_flow(self: Any, flow_id: str) -> str:
     """Start, resume or continue a flow; returns its status when this run ends."""
     flow_id = wire.task_id(flow_id, "a flow id")
     table = FlowTable(runtime.state())
-    lock = table.lock(flow_id, config.flow_lock_ttl_s())
+    lock = table.lock(flow_id, runtime.settings().flow_lock_ttl_s)
     if not lock.acquire():
         # Another worker runs this flow (or died holding it: the lock lapses).
         raise self.retry(countdown=0.25)
@@ -66,14 +63,14 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
         try:
             target, args, kwargs = start_target(store, record.start)
             if head is not None:
-                prefetch_children(store, head)
+                tree.prefetch_children(store, head)
             invocation = invoke(
                 target,
                 args,
                 kwargs,
                 replay_from=head,
                 wrap_exceptions=True,
-                on_checkpoint=_checkpointer(table, flow_id),
+                on_step=_checkpointer(table, flow_id),
             )
         except Exception as exc:  # the flow cannot run at all (unregistered, diverged...)
             table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {redact(exc)}")
@@ -96,7 +93,7 @@ def _apply_answers(
     A head that is a checkpoint (not waiting for input) is returned as it is.
     """
     state = table.state
-    invocation = calls.load_node(store, head).invocation()
+    invocation = tree.load(store, head).invocation()
     pending = dict(pending_input_requests(invocation))
     if not pending:
         return head, []
@@ -128,19 +125,18 @@ def _answer_value(table: FlowTable, store: Store, flow_id: str, rid: str, digest
 
 
 def _checkpointer(table: FlowTable, flow_id: str) -> Any:
-    interval = config.checkpoint_interval_s()
+    """The flow's ``on_step``: a checkpoint as the new head, at most every interval."""
+    interval = runtime.settings().checkpoint_interval_s
     last = [0.0]
 
-    def checkpoint(frame: calls.Frame) -> None:
+    def on_step(run: calls.Run) -> None:
         now = time.monotonic()
         if now - last[0] < interval:
             return
         last[0] = now
-        node = frame.partial_invocation()
-        frame.session.flush()
-        table.update(flow_id, head=node.digest)
+        table.update(flow_id, head=run.checkpoint())
 
-    return checkpoint
+    return on_step
 
 
 def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation: Any) -> str:
@@ -170,7 +166,7 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
             run_flow.apply_async((flow_id,))
             return "queued"
         return "waiting"
-    node = calls.load_node(store, invocation.digest)
+    node = tree.load(store, invocation.digest)
     if node.output_digest is not None:
         table.update(
             flow_id, status="done", head=invocation.digest, output=node.output_digest, error=None
@@ -182,29 +178,7 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
     return "failed"
 
 
-def prefetch_children(store: Store, digest: str) -> None:
-    """Fetch the records of an invocation's children in two batches.
-
-    Replay loads each reused child's records; against a remote store that would
-    be three round trips per child. Batched, it is three for the whole level.
-    """
-    node = calls.load_node(store, digest)
-    missing = [d for d in node.children if d not in store.nodes]
-    if len(missing) < 2:
-        return
-    invocations = [unpack_value(data) for data in store.get_objects(missing)]
-    # Only a prefetch: anything that is not an invocation is reported when replay loads it.
-    records = [
-        d
-        for inv in invocations
-        if type(inv) is Invocation
-        for d in (inv.request.digest, inv.response.digest)
-    ]
-    store.get_objects(records)
-
-
 # Fan-out ---------------------------------------------------------------------
-
 
 PULL_REPORT_S = 0.02
 PULL_REPORT_ROWS = 64
@@ -233,21 +207,20 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     store = runtime.store()
     done = 0
     with store:
-        session = calls.Session(store, strict=False)
         redo = list(client.lrange(inflight, 0, -1))
-        rows: list[bytes] = []
+        reports: list[bytes] = []
         taken: list[bytes] = []
         last_report = time.monotonic()
 
         def report() -> None:
             nonlocal last_report
             pipe = client.pipeline(transaction=False)
-            pipe.rpush(results, *rows)
+            pipe.rpush(results, *reports)
             pipe.expire(results, MAP_TTL_S)
             for item in taken:
                 pipe.lrem(inflight, 1, item)
             pipe.execute()
-            rows.clear()
+            reports.clear()
             taken.clear()
             last_report = time.monotonic()
 
@@ -255,15 +228,14 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
             item = redo.pop(0) if redo else client.lmove(todo, inflight, "LEFT", "RIGHT")
             if item is None:
                 break
-            index, data = wire.work_item(item)
-            row = _run_one(session, function, data)
-            rows.append(msgpack.packb([index, row, session.objects]))
-            session.objects = {}
+            work = wire.work_item(item)
+            row, objects = _run_one(store, function, work)
+            reports.append(wire.pack_result(work["index"], row, objects))
             taken.append(item)
             done += 1
-            if len(rows) >= PULL_REPORT_ROWS or time.monotonic() - last_report >= PULL_REPORT_S:
+            if len(reports) >= PULL_REPORT_ROWS or time.monotonic() - last_report >= PULL_REPORT_S:
                 report()
-        if rows:
+        if reports:
             report()
     return done
 
@@ -275,26 +247,28 @@ def _registered(function_id: str) -> Function:
     return function
 
 
-def _run_one(session: calls.Session, function: Function, data: bytes) -> list[Any]:
-    """Run one call as a top-level invocation of ``session``; its node row."""
-    root = calls.Frame(session, None, 1, None)
-    token = calls.enter_frame(root)
-    try:
-        call_args = wire.call_args(data)
+def _run_one(
+    store: Store, function: Function, work: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Run one call of a map as a top-level run: its row and its records (not written)."""
+    replay_from = work["replay"]
+    run = calls.Run(store, replay=(replay_from,) if replay_from else (), strict=work["strict"])
+    with run:
+        call_args = wire.call_args(work["input"])
         try:
-            output = function(*call_args.args, **call_args.kwargs)
+            function(*call_args.args, **call_args.kwargs)
         except Exception:
-            value = None
-        else:
-            value = calls.value_object(output)[1]
-    finally:
-        calls.exit_frame(token)
-    node = root.children[0]
-    assert node is not None
-    if node.raised_digest is not None:
-        raised = session.objects.get(node.raised_digest)
-        value = raised if raised is not None else session.store.get_object(node.raised_digest)
-    return wire.node_row(node, value)
+            pass  # recorded in the node
+    node = run.top()
+    if node is None:
+        raise LookupError(f"the call of {function.function_id} could not be recorded")
+    objects = run.take_objects()
+    value_digest = node.output_digest or node.raised_digest
+    assert value_digest is not None
+    value = objects.get(value_digest)
+    if value is None:
+        value = store.get_object(value_digest)
+    return tree.to_row(node, value), objects
 
 
 @app.task(name="enact.replay")
@@ -304,18 +278,6 @@ def replay_invocation(digest: str, strict: bool = True) -> str:
     strict = wire.flag(strict, "strict")
     store = runtime.store()
     with store:
-        prefetch_children(store, digest)
-        invocation = calls.load_node(store, digest).invocation()
+        tree.prefetch_children(store, digest)
+        invocation = tree.load(store, digest).invocation()
         return replay(invocation, strict=strict, wrap_exceptions=True).digest
-
-
-def raised_exception(data: bytes) -> BaseException:
-    """The exception to raise for a recorded one (built-ins come back as themselves)."""
-    exc = unpack_value(data)
-    if isinstance(exc, NativeException):
-        return exc.to_builtin()
-    if not isinstance(exc, BaseException):
-        raise DeserializationError(
-            f"a recorded exception must be an exception, got a {type(exc).__qualname__}"
-        )
-    return exc

@@ -17,16 +17,16 @@ from typing import Any
 
 import msgpack
 
-from enact.calls import Node
+from enact import tree
 from enact.digests import digest_bytes, is_digest
 from enact.errors import DeserializationError
 from enact.records import CallArgs
 from enact.registry import shown
 from enact.serialization import unpack_value
+from enact.tree import Node
 
 # Flow and map ids become parts of Redis keys (enact.stores._keys): no ":".
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-ROW_FIELDS = 11
 MAX_INDEX = 1 << 40
 
 
@@ -69,12 +69,36 @@ def _unpack(data: Any, what: str) -> Any:
         raise DeserializationError(f"{what} is not valid msgpack: {exc}") from None
 
 
-def work_item(data: Any) -> tuple[int, bytes]:
-    """A map work item: ``[index, packed CallArgs]``."""
+WORK_VERSION = 1
+
+
+def pack_work_item(index: int, input_data: bytes, replay_from: str | None, strict: bool) -> bytes:
+    """A map work item: which call (``index``), its packed ``CallArgs``, and the
+    incomplete recorded call it replays (``replay_from``, with ``strict`` matching)."""
+    item = {
+        "v": WORK_VERSION, "index": index, "input": input_data, "replay": replay_from,
+        "strict": strict,
+    }  # fmt: skip
+    return msgpack.packb(item)  # type: ignore[no-any-return]
+
+
+def work_item(data: Any) -> dict[str, Any]:
+    """A map work item made by ``pack_work_item``, checked field by field."""
     item = _unpack(data, "a map work item")
-    if type(item) is not list or len(item) != 2 or type(item[1]) is not bytes:
-        raise DeserializationError("a map work item must be [index, packed call arguments]")
-    return count(item[0], "a map work item's index"), item[1]
+    if type(item) is not dict or item.get("v") != WORK_VERSION:
+        raise DeserializationError(
+            f"a map work item must be a map of version {WORK_VERSION} "
+            "(are workers of different enact releases sharing a cluster?)"
+        )
+    if type(item.get("input")) is not bytes:
+        raise DeserializationError("a map work item's input must be packed call arguments")
+    replay_from = item.get("replay")
+    return {
+        "index": count(item.get("index"), "a map work item's index"),
+        "input": item["input"],
+        "replay": None if replay_from is None else digest(replay_from, "a map work item's replay"),
+        "strict": flag(item.get("strict"), "a map work item's strict"),
+    }
 
 
 def call_args(data: bytes) -> CallArgs:
@@ -87,54 +111,22 @@ def call_args(data: bytes) -> CallArgs:
     return value
 
 
-def node_row(node: Node, value: bytes | None) -> list[Any]:
-    """A node and its packed output or exception, as a msgpack-friendly row."""
-    return [
-        node.digest,
-        node.request_digest,
-        node.response_digest,
-        node.invokable_digest,
-        node.input_digest,
-        node.post_invokable_digest,
-        node.output_digest,
-        node.raised_digest,
-        node.raised_here,
-        node.children,
-        value,
-    ]
-
-
-def row_node(row: Any) -> tuple[Node, bytes | None]:
-    """The node and packed value of a row made by ``node_row``, checked field by field."""
-    if type(row) is not list or len(row) != ROW_FIELDS:
-        raise DeserializationError(f"a result row must be a list of {ROW_FIELDS} fields")
-    for i, name in enumerate(("digest", "request", "response", "invokable", "input", "post state")):
-        digest(row[i], f"a result row's {name}")
-    output, raised, raised_here, children, value = row[6:]
-    if (output is None) == (raised is None):
-        raise DeserializationError("a result row must hold exactly one of output and raised")
-    digest(output if raised is None else raised, "a result row's output or exception")
-    flag(raised_here, "a result row's raised_here")
-    if type(children) is not list:
-        raise DeserializationError("a result row's children must be a list of digests")
-    for child in children:
-        digest(child, "a result row's child")
-    if value is not None and type(value) is not bytes:
-        raise DeserializationError("a result row's value must be packed bytes")
-    if value is not None and digest_bytes(value) != (output if raised is None else raised):
-        raise DeserializationError("a result row's value does not match its digest")
-    return Node(*row[:10]), value
+def pack_result(index: int, row: dict[str, Any], records: dict[str, bytes]) -> bytes:
+    """A map result: the call's index, its row (``tree.to_row``) and its records."""
+    return msgpack.packb({"index": index, "row": row, "records": records})  # type: ignore[no-any-return]
 
 
 def result_message(data: Any, size: int) -> tuple[int, Node, bytes | None, dict[str, bytes]]:
     """A map result: the call's index (below ``size``), node, value and verified records."""
     message = _unpack(data, "a map result")
-    if type(message) is not list or len(message) != 3 or type(message[2]) is not dict:
-        raise DeserializationError("a map result must be [index, row, records]")
-    index = count(message[0], "a map result's index", size - 1)
-    node, value = row_node(message[1])
+    if type(message) is not dict or type(message.get("records")) is not dict:
+        raise DeserializationError("a map result must be a map of index, row and records")
+    index = count(message.get("index"), "a map result's index", size - 1)
+    node, value = tree.from_row(message.get("row"))
+    if not node.complete:
+        raise DeserializationError("a map result's row must hold an output or an exception")
     records: dict[str, bytes] = {}
-    for key, packed in message[2].items():
+    for key, packed in message["records"].items():
         # A key equal to the bytes' own digest is a well-formed digest too.
         if type(packed) is not bytes or digest_bytes(packed) != key:
             raise DeserializationError(
@@ -142,4 +134,3 @@ def result_message(data: Any, size: int) -> tuple[int, Node, bytes | None, dict[
             )
         records[key] = packed
     return index, node, value, records
-

@@ -155,11 +155,12 @@ def test_worker_gets_every_setting_a_cluster_needs(compose):
         assert INTERPOLATION.fullmatch(value) and INTERPOLATION.fullmatch(value).group(1) == name
     defaults = {name: default_of(value) for name, value in env.items()}
     config.parse_store_url(defaults[config.ENV_STORE_URL])
-    assert config.broker_url(env=defaults) == defaults[config.ENV_REDIS_URL]
+    settings = config.Settings.from_env(defaults)
+    assert settings.broker_url == defaults[config.ENV_REDIS_URL]
     # Tuning left empty means enact's own defaults.
-    assert config.worker_pool(defaults) == config.DEFAULT_WORKER_POOL
-    assert config.worker_concurrency(defaults) == config.DEFAULT_WORKER_CONCURRENCY
-    assert config.visibility_timeout_s(defaults) == config.DEFAULT_VISIBILITY_TIMEOUT_S
+    assert settings.worker_pool == config.DEFAULT_WORKER_POOL
+    assert settings.worker_concurrency == config.DEFAULT_WORKER_CONCURRENCY
+    assert settings.visibility_timeout_s == config.DEFAULT_VISIBILITY_TIMEOUT_S
 
 
 def test_env_example_documents_exactly_the_compose_variables():

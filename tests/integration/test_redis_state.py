@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from enact.config import Settings
 from enact.errors import (
     ConfigError,
     ConflictError,
@@ -317,11 +318,12 @@ def test_every_key_is_under_the_prefix(redis_server: Any) -> None:
 
 def test_prefix_and_url_come_from_the_environment(redis_url: str, redis_prefix: str) -> None:
     env = {"ENACT_REDIS_URL": redis_url, "ENACT_REDIS_PREFIX": redis_prefix}
-    state = RedisState.from_url(env=env)
+    settings = Settings.from_env(env)
+    state = RedisState.from_url(settings.redis_url, settings=settings)
     assert state.keys.prefix == redis_prefix
     state.set_ref("from-env", D1)
     assert RedisState.from_url(redis_url, prefix=redis_prefix).get_ref("from-env") == D1
-    url_prefix = RedisState.from_url(f"{redis_url}?prefix={redis_prefix}", env={})
+    url_prefix = RedisState.from_url(f"{redis_url}?prefix={redis_prefix}", settings=settings)
     assert url_prefix.get_ref("from-env") == D1
 
 
@@ -385,8 +387,9 @@ def test_acl_user_urls(redis_server: Any) -> None:
 def test_malformed_urls(url: str) -> None:
     with pytest.raises(ConfigError):
         RedisState.from_url(url)
+    settings = Settings.from_env({"ENACT_REDIS_URL": url})
     with pytest.raises(ConfigError):
-        RedisState.from_url(env={"ENACT_REDIS_URL": url})
+        RedisState.from_url(settings.redis_url, settings=settings)
     with pytest.raises(ConfigError):
         RedisBackend.from_url(url)
     with pytest.raises(ConfigError):

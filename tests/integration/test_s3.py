@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from enact.config import Settings, open_backend
 from enact.digests import digest_bytes
 from enact.errors import ConfigError, ObjectCorrupt, StoreError, StoreUnavailable
 
@@ -429,7 +430,7 @@ def test_an_endpoint_that_is_down_fails_within_seconds(unused_port: int) -> None
 )
 def test_malformed_urls(url: str) -> None:
     with pytest.raises(ConfigError):
-        S3Backend.from_url(url, env={})
+        S3Backend.from_url(url, Settings.from_env({}))
 
 
 def test_from_url_reads_the_environment(s3_bucket: str, s3_endpoint: str) -> None:
@@ -439,15 +440,14 @@ def test_from_url_reads_the_environment(s3_bucket: str, s3_endpoint: str) -> Non
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
     }
-    backend = S3Backend.from_url(f"s3://{s3_bucket}/a/b/?max_attempts=2&workers=2", env=env)
+    settings = Settings.from_env(env)
+    backend = S3Backend.from_url(f"s3://{s3_bucket}/a/b/?max_attempts=2&workers=2", settings)
     assert (backend.bucket, backend.prefix, backend.max_attempts) == (s3_bucket, "a/b", 2)
     assert backend.endpoint == s3_endpoint
     assert backend.url == f"s3://{s3_bucket}/a/b"
     objects = _objects(5)
     backend.put(objects)
-    from enact.config import open_backend
-
-    view = open_backend(f"s3://{s3_bucket}/a/b", env=env)
+    view = open_backend(f"s3://{s3_bucket}/a/b", settings)
     assert view.get(list(objects)) == list(objects.values())
 
 

@@ -98,7 +98,7 @@ def test_malformed_store_urls(url: str) -> None:
 
 def test_store_url_from_the_environment() -> None:
     env = {config.ENV_STORE_URL: f"gopher://admin:{SECRET}@host"}
-    raised_by(lambda: config.open_backend(env=env))
+    raised_by(lambda: config.open_backend(settings=config.Settings.from_env(env)))
 
 
 def test_unreachable_s3_endpoint_with_credentials(
@@ -127,7 +127,8 @@ def test_s3_endpoint_with_credentials_from_the_environment(unused_port: int) -> 
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    backend = config.open_backend("s3://bucket/prefix?max_attempts=1", env=env)
+    settings = config.Settings.from_env(env)
+    backend = config.open_backend("s3://bucket/prefix?max_attempts=1", settings)
     raised_by(lambda: backend.get(["ab" * 32]))
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import pytest
 
 from enact.backend import Backend
+from enact.config import Settings
 from enact.digests import digest_bytes, verify
 from enact.errors import ObjectCorrupt
 
@@ -78,7 +79,8 @@ def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
             Bucket=bucket, Key=key, Body=pack[:offset] + data + pack[offset + length :]
         )
 
-    return Harness("s3", lambda: S3Backend.from_url(url, env=env), url, env, corrupt, True)
+    settings = Settings.from_env(env)
+    return Harness("s3", lambda: S3Backend.from_url(url, settings), url, env, corrupt, True)
 
 
 def _redis(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:

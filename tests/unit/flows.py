@@ -537,3 +537,35 @@ class AsyncAccumulatorFlow(enact.AsyncInvokable[int, int]):
         for i in range(steps):
             await self.accumulator(i)
         return self.accumulator.total
+
+
+# Fan-out against a record (enact.worker.map needs no cluster when the record has it all) ---
+
+# ``squares`` runs a loop or a map over ``SQUARE_INPUTS[0]``: a test switches the
+# program between two versions that share one name, as a changed program does.
+SQUARE_MODE = ["loop"]
+SQUARE_INPUTS: list[list[int]] = [[1, 2, 3]]
+
+
+@enact.register
+def square(x: int) -> int:
+    count("square")
+    if x < 0:
+        raise ValueError(f"no square of {x} today")
+    return x * x
+
+
+@enact.register
+def squares() -> list:
+    if SQUARE_MODE[0] == "loop":
+        return [square(x) for x in SQUARE_INPUTS[0]]
+    import enact.worker  # celery is an extra; only this flow needs it
+
+    return enact.worker.map(square, SQUARE_INPUTS[0])
+
+
+@enact.register
+def steps(n: int) -> int:
+    """``n`` top-level steps: each ``roll_die`` call is one step of the run."""
+    count("steps")
+    return sum(roll_die(6) for _ in range(n))

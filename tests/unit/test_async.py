@@ -9,7 +9,7 @@ import flows
 import pytest
 
 import enact
-from enact.calls import CallArgs
+from enact.records import CallArgs
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import enact
-from enact import calls, records, replay, requests, serialization, wrappers
+from enact import calls, records, replay, requests, serialization, tree, wrappers
 from enact.digests import digest_bytes
 from enact.errors import EnactError
 from enact.printing import invocation_summary
@@ -324,7 +324,7 @@ def test_records_behind_refs(graph: tuple[enact.Store, str]) -> None:
     store, root = graph
     with store:
         only_enact_errors(store.checkout, root)
-        node = only_enact_errors(calls.load_node, store, root)
+        node = only_enact_errors(tree.load, store, root)
         if node is None:
             return
         invocation = node.invocation()
@@ -341,10 +341,10 @@ def test_a_digest_that_is_not_a_record_is_our_error() -> None:
     with enact.InMemoryStore() as store:
         ref = store.commit("not an invocation")
         with pytest.raises(enact.DeserializationError, match="not an enact Invocation"):
-            calls.load_node(store, ref.digest)
+            tree.load(store, ref.digest)
         for bad in ("", "xyz", 5, None, "AB" * 32):
             with pytest.raises(EnactError):
-                calls.load_node(store, bad)  # type: ignore[arg-type]
+                tree.load(store, bad)  # type: ignore[arg-type]
 
 
 # Pack indexes and packs ------------------------------------------------------------------------
@@ -465,8 +465,27 @@ def test_task_arguments(value: Any) -> None:
     only_enact_errors(wire.flag, value, "a flag")
 
 
+def _work_item_strategy() -> st.SearchStrategy[Any]:
+    """Work items shaped as ``wire.pack_work_item`` makes them, with hostile values."""
+    fields = st.fixed_dictionaries(
+        {
+            "v": st.just(1) | leaves,
+            "index": st.integers(-5, 2**41) | leaves,
+            "input": hostile_bytes | leaves,
+            "replay": st.none() | st.binary(min_size=32, max_size=32).map(bytes.hex) | leaves,
+            "strict": st.booleans() | leaves,
+        }
+    )
+    return fields.flatmap(
+        lambda item: st.sets(st.sampled_from(sorted(item))).map(
+            lambda dropped: {k: v for k, v in item.items() if k not in dropped or k == "v"}
+        )
+    )
+
+
 @FUZZ
 @given(st.one_of(
+    _work_item_strategy().map(_pack),
     st.tuples(st.integers(-5, 2**41) | leaves, hostile_bytes).map(lambda t: _pack(list(t))),
     hostile_bytes, trees.map(_pack), leaves,
 ))  # fmt: skip
@@ -475,17 +494,25 @@ def test_work_items(data: Any) -> None:
 
     item = only_enact_errors(wire.work_item, data)
     if item is not None:
-        only_enact_errors(wire.call_args, item[1])
+        only_enact_errors(wire.call_args, item["input"])
 
 
 def _row_strategy() -> st.SearchStrategy[Any]:
+    """Rows shaped as ``tree.to_row`` makes them (a map of named fields), with hostile
+    values and fields missing; also lists, as an older positional row was."""
     digest_text = st.one_of(
         st.binary(min_size=32, max_size=32).map(bytes.hex), st.text(max_size=70), leaves
     )
-    return st.lists(
-        st.one_of(digest_text, st.booleans(), st.lists(digest_text, max_size=3), leaves),
-        min_size=9, max_size=12,
-    )  # fmt: skip
+    value = st.one_of(digest_text, st.booleans(), st.lists(digest_text, max_size=3), leaves)
+    names = ("digest", "request", "response", "invokable", "input", "post", "output",
+             "raised", "raised_here", "children", "value")  # fmt: skip
+    rows = st.fixed_dictionaries({"v": st.just(1) | leaves, **{n: value for n in names}})
+    named = rows.flatmap(
+        lambda row: st.sets(st.sampled_from(names), max_size=2).map(
+            lambda dropped: {k: v for k, v in row.items() if k not in dropped}
+        )
+    )
+    return st.one_of(named, st.lists(value, min_size=9, max_size=12))
 
 
 @FUZZ
@@ -494,9 +521,10 @@ def _row_strategy() -> st.SearchStrategy[Any]:
 def test_result_rows(row: Any, records_: dict[Any, bytes]) -> None:
     from enact.worker import wire
 
-    only_enact_errors(wire.row_node, row)
+    only_enact_errors(tree.from_row, row)
     for index in (0, -1, 3, True):
-        only_enact_errors(wire.result_message, _pack([index, row, records_]), 4)
+        message = _pack({"index": index, "row": row, "records": records_})
+        only_enact_errors(wire.result_message, message, 4)
 
 
 def test_a_forged_row_cannot_plant_records() -> None:
@@ -504,23 +532,21 @@ def test_a_forged_row_cannot_plant_records() -> None:
 
     good = serialization.pack_value(7)[0]
     digest = digest_bytes(good)
-    node = calls.Node(*([digest] * 6), digest, None, False, [])
-    row = wire.node_row(node, good)
-    assert wire.result_message(_pack([0, row, {digest: good}]), 1)[3] == {digest: good}
+    node = tree.Node(*([digest] * 6), digest, None, False, ())
+    row = tree.to_row(node, good)
+    assert wire.result_message(wire.pack_result(0, row, {digest: good}), 1)[3] == {digest: good}
     with pytest.raises(enact.DeserializationError, match="does not hash"):
-        wire.result_message(_pack([0, row, {digest: b"evil"}]), 1)
+        wire.result_message(wire.pack_result(0, row, {digest: b"evil"}), 1)
     with pytest.raises(enact.DeserializationError, match="index"):
-        wire.result_message(_pack([1, row, {}]), 1)
+        wire.result_message(wire.pack_result(1, row, {}), 1)
     with pytest.raises(enact.DeserializationError, match="value does not match"):
-        wire.row_node(wire.node_row(node, b"evil"))
+        tree.from_row(tree.to_row(node, b"evil"))
 
 
 @FUZZ
 @given(hostile_bytes)
 def test_raised_exception(data: bytes) -> None:
-    from enact.worker.tasks import raised_exception
-
-    exc = only_enact_errors(raised_exception, data)
+    exc = only_enact_errors(calls.raised_exception, data)
     assert exc is None or isinstance(exc, BaseException)
 
 
@@ -575,11 +601,11 @@ def test_a_summary_prints_values_too_deep_for_repr() -> None:
     deep = b"\x93\x01\x90" + b"\x91" * 1000 + b"\xc0"  # msgpack decodes 1,000 levels
     with enact.InMemoryStore() as store:
         invocation = enact.invoke(fuzz_target, (1,))
-        node = calls.load_node(store, invocation.digest)
+        node = tree.load(store, invocation.digest)
         objects: dict[str, bytes] = {}
-        forged = calls.build_node(
+        forged = tree.build(
             objects, node.request_digest, node.invokable_digest, node.input_digest,
-            node.post_invokable_digest, _put(store, deep), None, False, [],
+            node.post_invokable_digest, _put(store, deep), None, False, (),
         )  # fmt: skip
         store.put_objects(objects)
         summary = invocation_summary(forged.invocation())

@@ -10,8 +10,8 @@ import flows
 import pytest
 
 import enact
-from enact.calls import pack_invocation
 from enact.records import BoundMethod, CallArgs
+from enact.tree import pack_invocation
 
 
 @pytest.fixture

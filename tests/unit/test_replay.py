@@ -13,8 +13,8 @@ import flows
 import pytest
 
 import enact
-from enact.calls import load_node
 from enact.replay import replace_calls
+from enact.tree import load
 
 
 @pytest.fixture
@@ -214,7 +214,7 @@ def test_replace_calls_swaps_a_recorded_call(store: enact.Store) -> None:
     forced = enact.invoke(flows.roll_die, (6,))
     while forced.get_output() == inv.get_child(0).get_output():
         forced = enact.invoke(flows.roll_die, (6,))
-    changed = replace_calls(inv, {(0,): load_node(store, forced.digest)})
+    changed = replace_calls(inv, {(0,): load(store, forced.digest)})
     assert not changed.complete() and changed.get_child(0) == forced
     flows.CALLS.clear()
     replayed = changed.replay()

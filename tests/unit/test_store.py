@@ -394,11 +394,13 @@ def test_config_reads_a_passed_mapping_not_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("ENACT_STORE_URL", "nope://ignored")
-    backend = config.open_backend(env={"ENACT_STORE_URL": f"file://{tmp_path}"})
+    settings = config.Settings.from_env({"ENACT_STORE_URL": f"file://{tmp_path}"})
+    backend = config.open_backend(settings=settings)
     assert isinstance(backend, enact.FileBackend) and backend.root == tmp_path
-    assert isinstance(config.open_backend(env={}), enact.FileBackend)
-    assert config.store_url(env={}) == "file:.enact"
-    assert config.store_url("memory://", env={"ENACT_STORE_URL": "file:x"}) == "memory://"
+    assert isinstance(config.open_backend(settings=config.Settings.from_env({})), enact.FileBackend)
+    assert config.Settings.from_env({}).store_url == "file:.enact"
+    from_x = config.Settings.from_env({"ENACT_STORE_URL": "file:x"})
+    assert isinstance(config.open_backend("memory://", from_x), enact.MemoryBackend)
 
 
 def test_store_rejects_objects_that_are_not_backends() -> None:

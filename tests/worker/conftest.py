@@ -3,6 +3,7 @@ and real ``celery -A enact.worker worker`` processes that the fixtures always st
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -119,6 +120,9 @@ def cluster_env(
                 os.environ[key] = value
         runtime.reset()
         reconfigure()
+        # Celery result handles unsubscribe from Redis when collected: collect them
+        # while this cluster's Redis still runs (a client's Redis does not vanish).
+        gc.collect()
         redis_server.stop()
         delete_bucket(s3_client, bucket)
 

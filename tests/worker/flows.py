@@ -75,3 +75,51 @@ def nap(delay_s: float) -> float:
 @enact.register
 def identity(x: int) -> int:
     return x
+
+
+@enact.register
+def marked_roll(sides: int) -> int:
+    _mark("marked_roll")
+    return random.randint(1, sides)
+
+
+@enact.register
+def two_rolls(x: int) -> list:
+    return [marked_roll(6), marked_roll(6)]
+
+
+@enact.register
+def fan_out_rolls(n: int) -> list:
+    import enact.worker
+
+    return enact.worker.map(two_rolls, range(n))
+
+
+# Many tracked calls in one worker process, and what its memory looks like after.
+
+
+@enact.register
+def one_call(batch: int, i: int) -> int:
+    return batch * 1_000_003 + i
+
+
+@enact.register
+def batch_of_calls(batch: int, calls: int) -> int:
+    return sum(one_call(batch, i) for i in range(calls))
+
+
+@enact.register
+def many_calls(batches: int, calls: int) -> int:
+    """``batches`` top-level steps of ``calls`` tracked calls each, every input distinct."""
+    return sum(batch_of_calls(b, calls) for b in range(batches))
+
+
+@enact.register
+def worker_memory() -> dict:
+    """Read inside the worker: its store's node cache, and the process's resident memory."""
+    from enact import tree
+    from enact.worker import runtime
+
+    with open("/proc/self/statm") as statm:
+        rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return {**tree.cache_stats(runtime.store()), "rss_mb": rss / 2**20, "pid": os.getpid()}

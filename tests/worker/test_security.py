@@ -18,13 +18,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-import msgpack
 import pytest
 
 import enact
 import enact.worker
 from enact.records import CallArgs
-from enact.worker import runtime
+from enact.worker import runtime, wire
 from enact.worker.flows import Flow, FlowTable
 from enact.worker.tasks import pull_calls, replay_invocation, run_flow
 from tests import crafted
@@ -174,7 +173,7 @@ def test_a_crafted_map_of_unregistered_code_runs_nothing(worker: Any, marker: Pa
     client = runtime.redis_bytes()
     map_id = uuid.uuid4().hex
     call = crafted_call_bytes(marker)
-    client.rpush(keys.map_todo(map_id), msgpack.packb([0, call]))
+    client.rpush(keys.map_todo(map_id), wire.pack_work_item(0, call, None, True))
     try:
         for function_id in ("posix.system", "subprocess.getoutput", "builtins.eval"):
             result = pull_calls.apply_async((map_id, function_id, 0))

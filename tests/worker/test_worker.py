@@ -205,3 +205,39 @@ def test_redelivered_flow_task_does_nothing_twice(workers, cluster_env, tmp_path
     assert len(side_channel.read_text().splitlines()) == 3
     assert flow.record().head == head
     assert flow.result() == 3
+
+
+def test_map_replays_an_incomplete_recorded_call_on_a_worker(workers, cluster_env, tmp_path):
+    side_channel = tmp_path / "executions.txt"
+    workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
+    workers.start("w", concurrency=4)
+    flow = enact.worker.submit(flows.fan_out_rolls, 4)
+    assert flow.wait(60) == "done"
+    assert len(side_channel.read_text().splitlines()) == 8
+    store = runtime.store()
+    with store:
+        recorded = flow.invocation()
+        rewound = recorded.rewind_leaves(1)  # the last item loses its second roll
+        [replayed] = enact.worker.replay_many(rewound, 1, timeout=60)
+        old, new = recorded.get_children(), replayed.get_children()
+        assert [c.digest for c in new[:3]] == [c.digest for c in old[:3]]
+        last = new[3].get_children()
+        assert len(last) == 2 and last[0].digest == old[3].get_children()[0].digest
+        assert replayed.get_output()[:3] == recorded.get_output()[:3]
+    # Only the rewound roll ran again: the item was replayed remotely, not rerun whole.
+    assert len(side_channel.read_text().splitlines()) == 9
+
+
+def test_a_worker_running_100000_tracked_calls_keeps_a_bounded_node_cache(workers):
+    workers.start("w", concurrency=2)
+    before = enact.worker.submit(flows.worker_memory)
+    assert before.wait(60) == "done"
+    flow = enact.worker.submit(flows.many_calls, 100, 1000)
+    assert flow.wait(900) == "done", flow.record().error
+    assert flow.result() == sum(b * 1_000_003 * 1000 + 999 * 1000 // 2 for b in range(100))
+    after = enact.worker.submit(flows.worker_memory)
+    assert after.wait(60) == "done"
+    first, last = before.result(), after.result()
+    assert first["pid"] == last["pid"]  # the same worker process ran everything
+    assert last["nodes"] <= last["limit"] < 100_000
+    print(f"worker memory: before {first}, after 100,100 tracked calls {last}")
