@@ -36,15 +36,18 @@ DEFAULT_PARALLELISM = 128
 
 def _run_remote(
     fn: Function,
-    items: list[bytes],
+    work: dict[int, bytes],
     parallelism: int,
     timeout: float | None,
     objects: dict[str, bytes],
 ) -> dict[int, tuple[Node, bytes | None]]:
-    """Run work items (``wire.pack_work_item``) on the workers; their nodes and values by index.
+    """Run work items (index -> ``wire.pack_work_item``) on the workers; their nodes
+    and values by index. A result for an index not asked for is refused.
 
     The records the calls made are added to ``objects`` for the caller to write.
     """
+    items = list(work.values())
+    size = max(work) + 1
     keys = runtime.state().keys
     client = runtime.redis_bytes()
     map_id = uuid.uuid4().hex
@@ -72,8 +75,8 @@ def _run_remote(
                 continue
             batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
             for packed in batch:
-                index, node, value, records = wire.result_message(packed, len(items))
-                if index not in results:  # a redone call may report twice
+                index, node, value, records = wire.result_message(packed, size)
+                if index in work and index not in results:  # a redone call may report twice
                     results[index] = (node, value)
                     objects.update(records)
     finally:
@@ -114,10 +117,10 @@ def _map_untracked(
     fn: Function, items: list[Any], parallelism: int, timeout: float | None
 ) -> list[Any]:
     """Outside a tracked call: run every item; their records go straight to the store."""
-    work = [
-        wire.pack_work_item(index, args_object((item,), {})[0][1], None, True)
+    work = {
+        index: wire.pack_work_item(index, args_object((item,), {})[0][1], None, True)
         for index, item in enumerate(items)
-    ]
+    }
     objects: dict[str, bytes] = {}
     results = _run_remote(fn, work, parallelism, timeout, objects)
     store = runtime.store()
@@ -138,7 +141,7 @@ def _map_tracked(
     reference = fn.reference_object()
     slots: list[calls.Slot] = []
     diverged: ReplayError | None = None
-    work: list[bytes] = []
+    work: dict[int, bytes] = {}
     for item in items:
         input_object, immutable = args_object((item,), {})
         spec = calls.prepare(scope, fn, reference, input_object, immutable)
@@ -148,7 +151,8 @@ def _map_tracked(
             diverged = exc
             break
         if slot.recorded is None:
-            work.append(wire.pack_work_item(len(slots), input_object[1], slot.replay, slot.strict))
+            index = len(slots)
+            work[index] = wire.pack_work_item(index, input_object[1], slot.replay, slot.strict)
         slots.append(slot)
         if slot.recorded is not None and slot.recorded.raised_digest is not None:
             break  # a loop would stop at this recorded exception: nothing after it runs
