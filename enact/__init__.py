@@ -30,7 +30,7 @@ from enact.errors import (
     UnknownInputRequest,
     UnregisteredResource,
 )
-from enact.invocations import (
+from enact.invokables import (
     AsyncInvokable,
     AsyncInvokableBase,
     Invokable,

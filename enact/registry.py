@@ -24,8 +24,8 @@ from enact.resources import Resource, ResourceBase
 
 T = TypeVar("T")
 
-# Installed by enact.invocations: turns a plain function into a tracked one.
-# The registry sits below invocations (which registers through it), so the
+# Installed by enact.invokables: turns a plain function into a tracked one.
+# The registry sits below invokables (which registers through it), so the
 # dependency is inverted through this hook; ``enact`` always imports invocations.
 FunctionRegistrar = Callable[[Callable[..., Any]], Any]
 
@@ -100,7 +100,7 @@ class Registry:
             cls.field_names()  # fails early if it is not a dataclass
         self._types[cls.type_id()] = cls
         # Hooks of the modules above: enact.wrappers maps a TypeWrapper to the
-        # type it wraps, enact.invocations infers an invokable's types.
+        # type it wraps, enact.invokables infers an invokable's types.
         for hook in self.class_hooks:
             hook(cls)
 
@@ -238,7 +238,7 @@ def register(target: T) -> T:
         )
     if isinstance(target, (types.FunctionType, types.BuiltinFunctionType)):
         if registry.function_registrar is None:
-            raise RegistryError("enact.invocations is not loaded: import enact first")
+            raise RegistryError("enact.invokables is not loaded: import enact first")
         return registry.function_registrar(target)  # type: ignore[no-any-return]
     raise TypeError(
         f"cannot register {target!r} of type {type(target).__qualname__}: expected a "
@@ -248,7 +248,7 @@ def register(target: T) -> T:
 
 def _is_bound_method(target: object) -> bool:
     """Python bound methods, bound built-in methods, and registered methods accessed
-    on an instance (``enact.invocations.BoundFunction``): anything bound to an object
+    on an instance (``enact.invokables.BoundFunction``): anything bound to an object
     through ``__self__`` (a built-in function's ``__self__`` is its module)."""
     if isinstance(target, types.MethodType):
         return True

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 from enact import tree
 from enact.calls import Run
 from enact.errors import DeserializationError, UnregisteredResource
-from enact.invocations import (
+from enact.invokables import (
     AsyncInvokableBase,
     BoundFunction,
     Function,

@@ -23,7 +23,7 @@ from enact.errors import (
     RequestedTypeUndetermined,
     UnknownInputRequest,
 )
-from enact.invocations import Invokable, invoke, output_type_of
+from enact.invokables import Invokable, invoke, output_type_of
 from enact.records import ExceptionResource, Invocation
 from enact.refs import Ref
 from enact.registry import register

@@ -26,7 +26,7 @@ import types
 from typing import Any
 
 from enact.errors import UnregisteredResource
-from enact.invocations import AsyncInvokableBase, BoundFunction, Function, InvokableBase
+from enact.invokables import AsyncInvokableBase, BoundFunction, Function, InvokableBase
 from enact.registry import Registry
 from enact.resources import ResourceBase
 

@@ -22,7 +22,7 @@ from celery import group
 from enact import calls, tree
 from enact.calls import args_object
 from enact.errors import FlowTimeout, ReplayError
-from enact.invocations import Function
+from enact.invokables import Function
 from enact.records import Invocation
 from enact.replay import call_target
 from enact.store import Store

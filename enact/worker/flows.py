@@ -32,7 +32,7 @@ from enact.errors import (
     FlowWaiting,
     UnknownFlow,
 )
-from enact.invocations import BoundFunction, Function
+from enact.invokables import BoundFunction, Function
 from enact.printing import invocation_summary
 from enact.records import BoundMethod, CallArgs, Invocation, Request, checkout_record
 from enact.replay import call_for

@@ -14,7 +14,7 @@ from typing import Any
 from enact import calls, tree
 from enact.digests import verify
 from enact.errors import UnknownInputRequest
-from enact.invocations import Function, invoke
+from enact.invokables import Function, invoke
 from enact.redaction import redact
 from enact.registry import Registry
 from enact.replay import replay

@@ -46,7 +46,7 @@ CORE_LAYERS = [
     "enact.printing",
     "enact.typecheck",
     "enact.calls",
-    "enact.invocations",
+    "enact.invokables",
     "enact.trust",
     "enact.replay",
     "enact.requests",
