@@ -117,12 +117,20 @@ def run_ours(sizes: list[int], repeat: int) -> dict[str, dict[str, float]]:
     return module.main(sizes, ["memory", "file"], lambda n: repeat)  # type: ignore[no-any-return]
 
 
+def _without_pythonpath() -> dict[str, str]:
+    """The environment for the original's interpreter: it must import its own enact,
+    not the checkout a ``PYTHONPATH`` points at."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def ensure_venv(venv: str, python312: str) -> tuple[str | None, str]:
     """The venv's python with enact 0.4.15 installed, or ``None`` and the reason."""
     python = os.path.join(venv, "bin", "python")
     probe = [python, "-c", "import enact, importlib.metadata as m; print(m.version('enact'))"]
     try:
-        version = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        version = subprocess.run(
+            probe, capture_output=True, text=True, timeout=60, env=_without_pythonpath()
+        )
         if version.returncode == 0 and version.stdout.strip() == ORIG_VERSION:
             return python, ""
     except OSError:
@@ -157,8 +165,10 @@ def run_original(
             f.write(script)
         try:
             done = subprocess.run(
-                [python, path], capture_output=True, text=True, timeout=timeout_s, cwd=tmp
-            )
+                [python, path],
+                capture_output=True, text=True, timeout=timeout_s, cwd=tmp,
+                env=_without_pythonpath(),
+            )  # fmt: skip
         except subprocess.TimeoutExpired:
             return None, f"the original did not finish within {timeout_s:.0f} s"
     if done.returncode != 0:

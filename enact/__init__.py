@@ -5,6 +5,30 @@ that implement it.
 """
 
 from enact import engine as _engine  # noqa: F401  (gives Invocation its engine methods)
+# enact 0.4's module paths, importable as attributes of the package too.
+from enact import acyclic as acyclic
+from enact import contexts as contexts
+from enact import digests as digests
+from enact import function_wrappers as function_wrappers
+from enact import interfaces as interfaces
+from enact import invocation_generators as invocation_generators
+from enact import invocations as invocations
+from enact import pretty_print as pretty_print
+from enact import references as references
+from enact import registration as registration
+from enact import resource_digests as resource_digests
+from enact import resource_registry as resource_registry
+from enact import serialization as serialization
+from enact import type_inference as type_inference
+from enact import type_wrappers as type_wrappers
+from enact import types as types
+from enact import utils as utils
+from enact import version as version
+from enact.distribution_registry import (
+    get_distribution_key,
+    get_path_distribution_key,
+    register_distribution,
+)
 from enact.errors import (
     AnswerTypeError,
     ConfigError,
@@ -18,6 +42,11 @@ from enact.errors import (
     InputError,
     InputRequestOutsideInvocation,
     InvalidRegistration,
+    InvocationBuildFailure,
+    InvocationError,
+    InvokableTypeError,
+    MissingWrapperError,
+    NoActiveStore,
     ObjectCorrupt,
     ObjectMissing,
     RefError,
@@ -30,6 +59,8 @@ from enact.errors import (
     UnknownInputRequest,
     UnregisteredResource,
 )
+from enact.field_values import FieldValue, ResourceDictValue, unwrap, wrap
+from enact.invokables import AnyInvokable as _InvokableBase  # noqa: F401  (0.4's name)
 from enact.invokables import (
     AsyncInvokable,
     AsyncInvokableBase,
@@ -59,17 +90,7 @@ from enact.requests import (
     continue_invocation_async,
     request_input,
 )
-from enact.resources import (
-    DistributionKey,
-    ImmutableResource,
-    Resource,
-    ResourceBase,
-    TypeDescriptor,
-    TypeKey,
-    get_distribution_key,
-    get_path_distribution_key,
-    register_distribution,
-)
+from enact.resources import ImmutableResource, Resource, ResourceBase, ResourceDict, TypeWrapperBase
 from enact.serialization import JsonSerializer, MsgpackSerializer, Serializer
 from enact.store import (
     FileStore,
@@ -83,11 +104,12 @@ from enact.store import (
 )
 from enact.stores.file import FileBackend
 from enact.stores.memory import MemoryBackend
-from enact.wrappers import TypeWrapper, deepcopy, from_python_type, to_python_type, unwrap, wrap
+from enact.type_inference import from_python_type, to_python_type
+from enact.types import DistributionKey, TypeDescriptor, TypeKey
+from enact.version import __version__ as __version__
+from enact.wrappers import TypeWrapper, deepcopy
 
 InMemoryBackend = MemoryBackend
-
-__version__ = "0.5.0"
 
 __all__ = [
     "AnswerTypeError",
@@ -102,6 +124,7 @@ __all__ = [
     "EnactError",
     "ExceptionResource",
     "FieldTypeError",
+    "FieldValue",
     "FileBackend",
     "FileStore",
     "ImmutableResource",
@@ -114,13 +137,18 @@ __all__ = [
     "InputRequestOutsideInvocation",
     "InvalidRegistration",
     "Invocation",
+    "InvocationBuildFailure",
+    "InvocationError",
     "InvocationGenerator",
     "Invokable",
     "InvokableBase",
+    "InvokableTypeError",
     "JsonSerializer",
     "MemoryBackend",
+    "MissingWrapperError",
     "MsgpackSerializer",
     "NativeException",
+    "NoActiveStore",
     "ObjectCorrupt",
     "ObjectMissing",
     "PPValue",
@@ -136,6 +164,8 @@ __all__ = [
     "RequestedTypeUndetermined",
     "Resource",
     "ResourceBase",
+    "ResourceDict",
+    "ResourceDictValue",
     "Response",
     "SerializationError",
     "Serializer",
@@ -145,6 +175,7 @@ __all__ = [
     "TypeDescriptor",
     "TypeKey",
     "TypeWrapper",
+    "TypeWrapperBase",
     "UnknownInputRequest",
     "UnregisteredResource",
     "checkout",

@@ -52,7 +52,10 @@ from typing import (
 
 from enact.digests import is_digest, verify
 from enact.errors import ConfigError
+# enact 0.4's backend queries and the type-metadata types (memory and file stores).
+from enact.inspection import BackendQueries
 from enact.redaction import redact, redact_url, safe_cause
+from enact.types import TypeDescriptor, TypeKey
 
 # What a backend may need from the core, all from this one module: the stores
 # import nothing else of enact but enact.errors.
@@ -62,12 +65,15 @@ __all__ = [
     "MIN_GRACE_S",
     "REUSE_HORIZON_S",
     "Backend",
+    "BackendQueries",
     "BackendSettings",
     "Copy",
     "Inventory",
     "Maintainable",
     "Plan",
     "SweepResult",
+    "TypeDescriptor",
+    "TypeKey",
     "backend_class",
     "describe",
     "is_digest",

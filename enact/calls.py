@@ -19,10 +19,12 @@ Everything goes through a small public interface (``docs/engine.md``):
 is an opaque handle on a frame, to pass back to these functions.
 
 Replay matches each call against the next recorded child of its parent (same
-invokable state, same input): a complete match is reused without running (one
-match and one output decode, however large its subtree), an incomplete one is
-entered and replayed the same way, and a mismatch raises ``ReplayError`` (strict)
-or runs fresh from there on.
+invokable state, same input): a match that returned is reused without running
+(one match and one output decode, however large its subtree), one that is
+incomplete or raised is entered and run again, replaying its own children the
+same way (enact 0.4's rule: a call that raised is retried, unless the replay's
+``exception_override`` supplies its output), and a mismatch raises
+``ReplayError`` (strict) or runs fresh from there on.
 """
 
 from __future__ import annotations
@@ -36,15 +38,20 @@ from enact.digests import digest_bytes
 from enact.errors import (
     DeserializationError,
     EnactError,
+    FieldTypeError,
     IncompleteSubinvocationError,
     InputChanged,
+    InvocationBuildFailure,
+    InvokableTypeError,
     ReplayError,
 )
 from enact.printing import describe_call
 from enact.records import CallArgs, ExceptionResource, NativeException
+from enact.refs import Ref
 from enact.serialization import pack_value, unpack_value
 from enact.store import Store
 from enact.tree import Node
+from enact.typecheck import matches_type, type_name
 
 __all__ = [
     "CallSpec",
@@ -68,6 +75,11 @@ __all__ = [
     "store_of",
     "value_object",
 ]
+
+#: ``exception_override`` of a replay (enact 0.4's): given a ``Ref`` to an exception
+#: that a recorded call raised itself, a ``Ref`` to the output that call returns
+#: instead, or ``None`` to run the call again.
+ExceptionOverride = Callable[[Ref[Any]], "Ref[Any] | None"]
 
 _frame: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar("enact_frame", default=None)
 
@@ -169,7 +181,7 @@ class _Session:
         self,
         store: Store,
         strict: bool,
-        exception_override: Callable[[BaseException], Any] | None,
+        exception_override: ExceptionOverride | None,
         on_step: Callable[[Run], None] | None,
         run: Run,
     ) -> None:
@@ -355,7 +367,7 @@ class Run:
         *,
         replay: Sequence[str] = (),
         strict: bool = True,
-        exception_override: Callable[[BaseException], Any] | None = None,
+        exception_override: ExceptionOverride | None = None,
         on_step: Callable[[Run], None] | None = None,
     ) -> None:
         self.store = store
@@ -519,10 +531,50 @@ def raised_exception(data: bytes) -> BaseException:
     return exc
 
 
+def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | None:
+    """The recorded node a call reuses without running, or ``None`` to run it (again).
+
+    A recorded call that returned is reused. One that raised runs again, replaying
+    its own recorded children (enact 0.4's replay), unless the run's
+    ``exception_override`` gives an output for an exception it raised itself: it
+    is then reused as having returned that output, and recorded so.
+    """
+    if recorded is None or recorded.output_digest is not None:
+        return recorded
+    session = frame.session
+    override = session.exception_override
+    if override is None or recorded.raised_digest is None or not recorded.raised_here:
+        return None
+    raised: Ref[Any] = Ref(recorded.raised_digest)
+    raised._store = session.store
+    result = override(raised)
+    if result is None:
+        return None
+    if not isinstance(result, Ref):
+        raise TypeError(
+            f"exception_override must return a Ref (or None), got {type(result).__qualname__}"
+        )
+    expected = getattr(type(spec.live), "_enact_typed_output", None)
+    if expected is not None:
+        output = session.store.checkout_value(result.digest)
+        if not matches_type(output, expected):
+            raise InvokableTypeError(
+                f"the exception override {output!r} is not of the output type "
+                f"{type_name(expected)} of {frame.describe(spec.invokable_digest, spec.input_digest)}"
+            )
+    node = tree.build(
+        session.objects, recorded.request_digest, recorded.invokable_digest,
+        recorded.input_digest, recorded.post_invokable_digest, result.digest, None, False,
+        recorded.children,
+    )  # fmt: skip
+    session.cache.put(node)
+    return node
+
+
 def _reuse(
     frame: _Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]
 ) -> Any:
-    """Return (or raise) what a recorded child returned, without running it."""
+    """Return what a recorded child returned, without running it."""
     frame.children[slot] = node
     store = frame.session.store
     if node.post_invokable_digest != node.invokable_digest:
@@ -538,24 +590,26 @@ def _record_exception(
     recorded = getattr(exc, "__enact_raised__", None)
     if recorded is not None and child.raised_by_child(exc):
         return recorded, False, exc
-    to_raise = exc
-    if not isinstance(exc, ExceptionResource) and session.exception_override is not None:
-        override = session.exception_override(exc)
-        if isinstance(override, ExceptionResource):
-            to_raise = override
-    if isinstance(to_raise, ExceptionResource):
-        resource: ExceptionResource = to_raise
+    if isinstance(exc, ExceptionResource):
+        resource: ExceptionResource = exc
     else:
-        resource = NativeException.from_exception(to_raise)
-    digest, data = packed(resource)
+        resource = NativeException.from_exception(exc)
+    try:
+        digest, data = packed(resource)
+    except FieldTypeError as failure:
+        spec = child.spec
+        call = (
+            "a call" if spec is None else frame.describe(spec.invokable_digest, spec.input_digest)
+        )
+        raise InvocationBuildFailure(
+            f"{call} raised {type(exc).__qualname__}, which cannot be recorded: {failure}"
+        ) from exc
     session.objects[digest] = data
     try:
-        to_raise.__enact_raised__ = digest  # type: ignore[attr-defined]
+        exc.__enact_raised__ = digest  # type: ignore[attr-defined]
     except AttributeError:
         pass
-    if to_raise is not exc:
-        to_raise.__cause__ = exc
-    return digest, True, to_raise
+    return digest, True, exc
 
 
 def _check_input(frame: _Frame, spec: CallSpec) -> None:
@@ -669,12 +723,14 @@ def call_sync(
     ``post_state(spec)`` returns the digest of the invokable's state after the call
     (staging it); ``restore(spec, state)`` puts a recorded state back on replay.
     """
-    # Match before taking a slot: a ReplayError leaves no half-recorded child.
+    # Match (and decide on an override) before taking a slot: a ReplayError or a
+    # bad override leaves no half-recorded child.
     recorded = frame.next_recorded(spec)
+    reused = _replayed(frame, spec, recorded)
     slot = len(frame.children)
     frame.children.append(None)
-    if recorded is not None and recorded.complete:
-        return _reuse(frame, slot, recorded, spec, restore)
+    if reused is not None:
+        return _reuse(frame, slot, reused, spec, restore)
     child = _enter(frame, spec, recorded)
     token = _frame.set(child)
     try:
@@ -717,10 +773,11 @@ async def _call_async(
 ) -> Any:
     frame.unstarted -= 1
     recorded = frame.next_recorded(spec)
+    reused = _replayed(frame, spec, recorded)
     slot = len(frame.children)
     frame.children.append(None)
-    if recorded is not None and recorded.complete:
-        return _reuse(frame, slot, recorded, spec, restore)
+    if reused is not None:
+        return _reuse(frame, slot, reused, spec, restore)
     child = _enter(frame, spec, recorded)
     token = _frame.set(child)
     try:
@@ -743,9 +800,10 @@ async def _call_async(
 class Slot:
     """A child slot taken by ``reserve``, for a call that runs elsewhere.
 
-    ``recorded`` is a complete recorded node to reuse (nothing to run); otherwise
-    the call must run and its node ``fill`` the slot, replaying ``replay`` (an
-    incomplete recorded call) if that is set, with ``strict`` matching.
+    ``recorded`` is a recorded node to reuse (the call returned: nothing to run);
+    otherwise the call must run and its node ``fill`` the slot, replaying ``replay``
+    (a recorded call that is incomplete or that raised, which runs again) if that
+    is set, with ``strict`` matching.
     """
 
     __slots__ = ("_frame", "index", "recorded", "replay", "strict", "_cursor", "_diverged")
@@ -769,14 +827,18 @@ def reserve(scope: _Frame, spec: CallSpec) -> Slot:
     """
     cursor, diverged = scope.cursor, scope.diverged
     recorded = scope.next_recorded(spec)
+    try:
+        reused = _replayed(scope, spec, recorded)
+    except BaseException:
+        scope.cursor, scope.diverged = cursor, diverged
+        raise
     slot = Slot(scope, len(scope.children), cursor, diverged)
     scope.children.append(None)
-    if recorded is not None:
-        if recorded.complete:
-            slot.recorded = recorded
-            scope.children[slot.index] = recorded
-        else:
-            slot.replay = recorded.digest
+    if reused is not None:
+        slot.recorded = reused
+        scope.children[slot.index] = reused
+    elif recorded is not None:
+        slot.replay = recorded.digest  # incomplete, or it raised: run it again
     return slot
 
 

@@ -90,7 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         generator = enact.InvocationGenerator.from_callable(target, call_args)
         for request in generator:
             wanted = getattr(request.requested_type, "__name__", request.requested_type)
-            prompt = f"{request.for_value()} ({wanted}): "
+            prompt = f"{request.requested_for} ({wanted}): "
             while True:
                 if answers:
                     text = answers.pop(0)
@@ -100,7 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     assert generator.invocation is not None
                     print(enact.invocation_summary(generator.invocation))
                     print(
-                        f"waiting for input: {request.for_value()!r}; pass --answer VALUE",
+                        f"waiting for input: {request.requested_for!r}; pass --answer VALUE",
                         file=sys.stderr,
                     )
                     return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any, Callable
 
 from enact.errors import ObjectCorrupt
 
@@ -41,3 +42,22 @@ def verify(digest: str, data: bytes, where: str = "") -> bytes:
             f"object {digest}{location} is corrupt: its {len(data)} bytes hash to {actual}"
         )
     return data
+
+
+# The canonical encoder, installed by enact.serialization: that module uses the
+# helpers above, so it hands its encoder down rather than this module importing it.
+_pack_value: Callable[[Any], bytes] | None = None
+
+
+def install_value_packer(pack: Callable[[Any], bytes]) -> None:
+    global _pack_value
+    _pack_value = pack
+
+
+def digest(value: Any) -> str:
+    """The digest of a value: any storable value, a resource or a ``ResourceDict``.
+
+    Equal to the ref id a store gives the value (``resource_digest``).
+    """
+    assert _pack_value is not None, "enact.serialization installs the encoder on import"
+    return digest_bytes(_pack_value(value))

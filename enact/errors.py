@@ -4,27 +4,38 @@ The hierarchy::
 
     EnactError
     ├── FieldTypeError (TypeError)        a value enact cannot store
+    │   └── MissingWrapperError           a type with no TypeWrapper
     ├── SerializationError (ValueError)   encoding failed (cycles, bad keys)
     │   └── DeserializationError          stored bytes that do not decode
     ├── ConfigError (ValueError)          a malformed store URL or setting
     ├── StoreError                        the storage layer failed
     │   ├── RefError                      a ref that cannot be checked out
     │   │   ├── ObjectMissing (KeyError)  no object stored for the digest
-    │   │   └── ObjectCorrupt             the stored bytes do not hash to the digest
+    │   │   ├── ObjectCorrupt             the stored bytes do not hash to the digest
+    │   │   └── InvalidRef (AssertionError)  a ref built from something not a str
     │   ├── StoreUnavailable              a server could not be reached
     │   ├── ConflictError                 a compare-and-set lost a race
-    │   └── GcError                       gc refused to delete (damage, a short grace)
+    │   ├── GcError                       gc refused to delete (damage, a short grace)
+    │   └── NoActiveStore (NoActiveContext)  no store is active and none is remembered
     ├── RegistryError                     registration and type lookup
     │   ├── InvalidRegistration (TypeError)  a class or function enact cannot register
     │   └── UnregisteredResource          stored data names an unknown type
-    ├── ReplayError                       a replay diverged from its record
-    ├── InputChanged                      a call mutated its own input
-    ├── IncompleteSubinvocationError      a child outlived its parent
+    ├── InvocationError                   a call could not be run, recorded or replayed
+    │   ├── ReplayError                   a replay diverged from its record
+    │   │   └── UnreplayableCall (UnregisteredResource)  its function cannot be loaded
+    │   ├── InputChanged                  a call mutated its own input
+    │   ├── IncompleteSubinvocationError  a child outlived its parent
+    │   ├── InvocationBuildFailure        a call's outcome could not be recorded
+    │   └── InvokableTypeError (TypeError)  an input or output of the wrong type
     ├── InputError                        input requests and answers
     │   ├── InputRequestOutsideInvocation
-    │   ├── RequestedTypeUndetermined
+    │   ├── RequestedTypeUndetermined (also an InvocationError)
     │   ├── AnswerTypeError (TypeError)   an answer of the wrong type
     │   └── UnknownInputRequest (KeyError)
+    ├── ContextError                      context classes (enact.contexts)
+    │   ├── ContextTypeError              the current object is of a sibling class
+    │   ├── NoActiveContext               nothing current (NoActiveStore is one)
+    │   └── InvalidContextRegistration (AssertionError)
     └── FlowError                         flows run by the Celery workers
         ├── UnknownFlow (KeyError)
         ├── FlowFailed                    the flow ended with an exception
@@ -44,6 +55,10 @@ class EnactError(Exception):
 
 class FieldTypeError(EnactError, TypeError):
     """A value of a type enact cannot store was found in a field."""
+
+
+class MissingWrapperError(FieldTypeError):
+    """A type (or a value's type) has no registered ``TypeWrapper``."""
 
 
 class SerializationError(EnactError, ValueError):
@@ -81,6 +96,13 @@ class ObjectCorrupt(RefError):
     """Stored bytes do not hash to the digest they are stored under."""
 
 
+class InvalidRef(RefError, AssertionError):
+    """A ``Ref`` was built from something that is not a string digest.
+
+    Also an ``AssertionError``, which is what enact 0.4 raised here.
+    """
+
+
 class StoreUnavailable(StoreError):
     """A storage server could not be reached (after retries)."""
 
@@ -105,16 +127,33 @@ class UnregisteredResource(RegistryError):
     """Stored data names a type that is not registered in this process."""
 
 
-class ReplayError(EnactError):
+class InvocationError(EnactError):
+    """A call could not be run, recorded or replayed as asked."""
+
+
+class ReplayError(InvocationError):
     """A replay diverged from the recorded execution."""
 
 
-class InputChanged(EnactError):
+class UnreplayableCall(ReplayError, UnregisteredResource):
+    """A recorded call cannot run again here: its function or type is not registered."""
+
+
+class InputChanged(InvocationError):
     """A call changed the value of its own input while running."""
 
 
-class IncompleteSubinvocationError(EnactError):
+class IncompleteSubinvocationError(InvocationError):
     """A child call was still running when its parent returned."""
+
+
+class InvocationBuildFailure(InvocationError):
+    """The outcome of a call could not be recorded (say, it raised an unregistered
+    ``ExceptionResource``); the cause is chained."""
+
+
+class InvokableTypeError(InvocationError, TypeError):
+    """A typed invokable got an input, or produced an output, of the wrong type."""
 
 
 class InputError(EnactError):
@@ -125,7 +164,7 @@ class InputRequestOutsideInvocation(InputError):
     """``request_input`` was called outside a tracked invocation."""
 
 
-class RequestedTypeUndetermined(InputError):
+class RequestedTypeUndetermined(InputError, InvocationError):
     """No type could be determined for an input request."""
 
 
@@ -138,6 +177,26 @@ class UnknownInputRequest(InputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ContextError(EnactError):
+    """A context class (``enact.contexts``) was used in a way it does not allow."""
+
+
+class ContextTypeError(ContextError):
+    """The current object of a shared context slot is of a sibling class."""
+
+
+class NoActiveContext(ContextError):
+    """No object of a context class is current."""
+
+
+class InvalidContextRegistration(ContextError, AssertionError):
+    """A context class registered twice, or to a superclass it cannot share."""
+
+
+class NoActiveStore(StoreError, NoActiveContext):
+    """No store is active, and the object used remembers none."""
 
 
 class FlowError(EnactError):

@@ -1,4 +1,6 @@
-"""Tracked callables and ``invoke``: the public face of the call engine.
+"""Registered functions, methods and ``Invokable`` resources, and ``invoke``.
+
+The public face of the call engine.
 
 Registered functions, methods and ``Invokable`` resources behave like ordinary
 callables until they run inside ``invoke``: then every call is recorded as a
@@ -13,12 +15,14 @@ import functools
 import inspect
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
 from enact import calls
 from enact.calls import (
     MEMO_TYPES,
     CallSpec,
+    ExceptionOverride,
     Run,
     Scope,
     args_object,
@@ -28,13 +32,14 @@ from enact.calls import (
     prepare,
     value_object,
 )
-from enact.errors import FieldTypeError, InvalidRegistration
+from enact.errors import FieldTypeError, InvalidRegistration, InvokableTypeError
 from enact.records import BoundMethod, ExceptionResource, Invocation
-from enact.registry import Registry
+from enact.refs import Ref
+from enact.registry import Registry, register
 from enact.resources import Resource, ResourceBase
 from enact.store import current_store
 from enact.typecheck import matches_type
-from enact.wrappers import FunctionReference
+from enact.wrappers import FunctionReference, TypeWrapper
 
 I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
@@ -154,6 +159,8 @@ class BoundFunction:
     def __init__(self, function: Function, instance: Any) -> None:
         self.function = function
         self.instance = instance
+        self.__self__ = instance
+        self.__func__ = function
         self.__name__ = function.fn.__name__
         self.__qualname__ = function.fn.__qualname__
         self.__doc__ = function.fn.__doc__
@@ -185,6 +192,16 @@ class BoundFunction:
     def __repr__(self) -> str:
         return f"<bound enact method {self.__qualname__} of {self.instance!r}>"
 
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, BoundFunction)
+            and other.function is self.function
+            and other.instance is self.instance
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.function), id(self.instance)))
+
 
 def _watch_input(spec: CallSpec, args: tuple, kwargs: dict) -> None:
     spec.watch = lambda: args_object(args, kwargs)[0][0]
@@ -211,12 +228,29 @@ def _return_annotation(fn: Callable[..., Any]) -> Any:
 # Invokables ----------------------------------------------------------------------
 
 
-class InvokableBase(ResourceBase, Generic[I, O]):
-    """A resource that can be called and recorded. Implement ``call``."""
+class AnyInvokable(ResourceBase, Generic[I, O]):
+    """The base of sync and async invokables (0.4's ``_InvokableBase``): declared
+    input and output types, and how an input becomes ``call``'s arguments."""
 
-    @abc.abstractmethod
-    def call(self, *args: Any) -> O:
-        """Run the call; takes at most one positional argument (the input)."""
+    @classmethod
+    def get_input_type(cls) -> Any:
+        """The input type (from ``typed_invokable`` or ``call``'s annotation), or ``None``."""
+        return cls.__dict__.get("_enact_input_type", getattr(cls, "_enact_input_type", None))
+
+    @classmethod
+    def get_output_type(cls) -> Any:
+        """The output type (from ``typed_invokable`` or ``call``'s annotation), or ``None``."""
+        return getattr(cls, "_enact_output_type", None)
+
+    def _call_args(self, arg: Any) -> tuple:
+        """The arguments of ``call`` for an input: none for ``None`` if it takes none."""
+        if arg is None and not _takes_input(type(self)):
+            return ()
+        return (arg,)
+
+    def _invoke_args(self, arg: Any) -> tuple:
+        value = arg.checkout() if isinstance(arg, Ref) else arg
+        return self._call_args(value)
 
     def _spec(self, frame: Scope, args: tuple) -> CallSpec:
         if len(args) > 1:
@@ -224,57 +258,132 @@ class InvokableBase(ResourceBase, Generic[I, O]):
                 f"{type(self).__qualname__} takes at most one argument (its input), got {len(args)}"
             )
         value = args[0] if args else None
-        _check_type(self, "input", value)
+        if calls.running(frame) is not None:  # as in 0.4, invoke() does not
+            _check_type(self, "input", value)  # type-check the top-level call of a run
         immutable = type(value) in MEMO_TYPES
         spec = prepare(frame, type(self), packed(self), value_object(value), immutable, self)
         if not immutable:
             spec.watch = lambda: value_object(value)[0]
         return spec
 
+
+class InvokableBase(AnyInvokable[I, O]):
+    """A resource that can be called and recorded. Implement ``call``."""
+
+    @abc.abstractmethod
+    def call(self, *args: Any) -> O:
+        """Run the call; takes at most one positional argument (the input)."""
+
     def __call__(self, *args: Any) -> O:
         frame = calls.current()
+        call_args = self._call_args(args[0]) if len(args) == 1 else args
         if frame is None:
             _check_type(self, "input", args[0] if args else None)
-            return self._checked(self.call(*args))
+            return self._checked(self.call(*call_args))
         spec = self._spec(frame, args)
-        return call_sync(  # type: ignore[no-any-return]
-            frame, spec, lambda: self._checked(self.call(*args)), _post_resource, _restore_resource
+        run = (lambda: self._checked(self.call(*call_args))) if calls.running(frame) else (
+            lambda: self.call(*call_args)
         )
+        return call_sync(frame, spec, run, _post_resource, _restore_resource)  # type: ignore[no-any-return]
 
     def _checked(self, output: Any) -> Any:
         _check_type(self, "output", output)
         return output
 
+    def invoke(
+        self,
+        arg: Ref[I] | I | None = None,
+        replay_from: Invocation | None = None,
+        exception_override: ExceptionOverride | None = None,
+        raise_on_errors: Any = True,
+        wrap_exceptions: bool = False,
+        strict: bool = True,
+        commit: bool = True,
+    ) -> Invocation:
+        """Invoke on the input behind ``arg`` (a ``Ref``, as in enact 0.4, or a value).
+
+        See ``enact.invoke``.
+        """
+        return invoke(
+            self,
+            self._invoke_args(arg),
+            replay_from=replay_from,
+            exception_override=exception_override,
+            raise_on_errors=bool(raise_on_errors),
+            wrap_exceptions=wrap_exceptions,
+            strict=strict,
+            commit=commit,
+        )
+
 
 class Invokable(InvokableBase[I, O], Resource):
-    """Base class for ``@dataclass`` invokables."""
+    """Base class for ``@dataclass`` invokables (itself a dataclass with no fields)."""
 
 
-class AsyncInvokableBase(ResourceBase, Generic[I, O]):
+class AsyncInvokableBase(AnyInvokable[I, O]):
     """A resource with an ``async def call``."""
 
     @abc.abstractmethod
     async def call(self, *args: Any) -> O:
         """Run the call; takes at most one positional argument (the input)."""
 
-    _spec = InvokableBase._spec
-
     def __call__(self, *args: Any) -> Any:
         frame = calls.current()
         if frame is None:
             _check_type(self, "input", args[0] if args else None)
-            return self._run(args)
-        spec = self._spec(frame, args)  # type: ignore[arg-type, misc]
-        return call_async(frame, spec, lambda: self._run(args), _post_resource, _restore_resource)
+            return self._run(args, True)
+        spec = self._spec(frame, args)
+        check = calls.running(frame) is not None
+        return call_async(
+            frame, spec, lambda: self._run(args, check), _post_resource, _restore_resource
+        )
 
-    async def _run(self, args: tuple) -> Any:
-        output = await self.call(*args)
-        _check_type(self, "output", output)
+    async def _run(self, args: tuple, check_output: bool) -> Any:
+        call_args = self._call_args(args[0]) if len(args) == 1 else args
+        output = await self.call(*call_args)
+        if check_output:
+            _check_type(self, "output", output)
         return output
+
+    async def invoke(
+        self,
+        arg: Ref[I] | I | None = None,
+        replay_from: Invocation | None = None,
+        exception_override: ExceptionOverride | None = None,
+        raise_on_errors: Any = True,
+        wrap_exceptions: bool = False,
+        strict: bool = True,
+        commit: bool = True,
+    ) -> Invocation:
+        """The ``async`` twin of ``InvokableBase.invoke``."""
+        return await invoke_async(
+            self,
+            self._invoke_args(arg),
+            replay_from=replay_from,
+            exception_override=exception_override,
+            raise_on_errors=bool(raise_on_errors),
+            wrap_exceptions=wrap_exceptions,
+            strict=strict,
+            commit=commit,
+        )
 
 
 class AsyncInvokable(AsyncInvokableBase[I, O], Resource):
-    """Base class for ``@dataclass`` async invokables."""
+    """Base class for ``@dataclass`` async invokables (itself a dataclass with no fields)."""
+
+
+def _takes_input(cls: type) -> bool:
+    """Whether ``cls.call`` takes an input besides ``self`` (cached per class)."""
+    cached = cls.__dict__.get("_enact_takes_input")
+    if cached is None:
+        try:
+            params = list(inspect.signature(cls.call).parameters.values())[1:]  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            params = []
+        cached = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                     for p in params)
+        type.__setattr__(cls, "_enact_takes_input", cached)
+    return cached  # type: ignore[no-any-return]
 
 
 def _check_type(invokable: Any, which: str, value: Any) -> None:
@@ -282,7 +391,7 @@ def _check_type(invokable: Any, which: str, value: Any) -> None:
     if expected is None:
         return
     if not matches_type(value, expected):
-        raise TypeError(
+        raise InvokableTypeError(
             f"{type(invokable).__qualname__} expects {which} of type {_type_name(expected)}, "
             f"got {type(value).__qualname__}: {value!r}"
         )
@@ -293,44 +402,59 @@ def _type_name(t: Any) -> str:
 
 
 def typed_invokable(input_type: Any, output_type: Any) -> Callable[[type], type]:
-    """Declare an invokable's input and output types, and register the class.
-
-    Calls then check both types (``TypeError``). ``TypeError`` if the class is
-    not an ``Invokable`` or ``AsyncInvokable``.
-    """
+    """Declare an invokable's input and output types and register it; calls then
+    check both (``InvokableTypeError``, a ``TypeError``)."""
 
     def decorate(cls: type) -> type:
-        if not isinstance(cls, type) or not issubclass(cls, (InvokableBase, AsyncInvokableBase)):
-            raise TypeError(f"typed_invokable needs an Invokable class, got {cls!r}")
+        if not (isinstance(cls, type) and issubclass(cls, AnyInvokable)):
+            raise InvalidRegistration(
+                f"typed_invokable decorates Invokable or AsyncInvokable classes, not {cls!r}"
+            )
         type.__setattr__(cls, "_enact_typed_input", input_type)
         type.__setattr__(cls, "_enact_typed_output", output_type)
         type.__setattr__(cls, "_enact_input_type", input_type)
         type.__setattr__(cls, "_enact_output_type", output_type)
-        Registry.get().register_type(cls)
-        return cls
+        return register(cls)
 
     return decorate
 
 
 def _infer_types(cls: type) -> None:
-    """Record an invokable class's input/output types from ``call``'s annotations."""
-    if not isinstance(cls, type) or not issubclass(cls, (InvokableBase, AsyncInvokableBase)):
+    """Record an invokable class's input/output types from ``call``'s annotations.
+
+    ``call`` takes ``self`` and at most one positional parameter (the input);
+    anything else is an ``InvalidRegistration`` (a ``TypeError``).
+    """
+    if not isinstance(cls, type) or not issubclass(cls, AnyInvokable):
         return
     if "_enact_input_type" in cls.__dict__:
         return
-    call = cls.__dict__.get("call") or getattr(cls, "call", None)
+    call = getattr(cls, "call", None)
     try:
-        params = list(inspect.signature(call).parameters.values())[1:]  # type: ignore[arg-type]
-        hints = typing.get_type_hints(call)
-    except Exception:
-        params, hints = [], {}
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(positional) > 1:
+        params = list(inspect.signature(call).parameters.values())  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        params = []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if isinstance(inspect.getattr_static(cls, "call", None), (staticmethod, classmethod)) or (
+        not params or params[0].kind not in positional
+    ):
+        raise InvalidRegistration(f"{cls.__qualname__}.call must be a method taking self")
+    params = params[1:]
+    if len(params) > 1:
         raise InvalidRegistration(
             f"{cls.__qualname__}.call must take at most one argument besides self, "
-            f"got {len(positional)}"
+            f"got {len(params)}"
         )
-    input_type = type(None) if not positional else hints.get(positional[0].name)
+    if params and params[0].kind not in positional:
+        raise InvalidRegistration(
+            f"{cls.__qualname__}.call must take its input as a positional parameter, "
+            f"not {params[0].kind.description} {params[0].name!r}"
+        )
+    try:
+        hints = typing.get_type_hints(call)
+    except Exception:
+        hints = {}
+    input_type = type(None) if not params else hints.get(params[0].name)
     type.__setattr__(cls, "_enact_input_type", input_type)
     type.__setattr__(cls, "_enact_output_type", hints.get("return"))
 
@@ -349,7 +473,7 @@ def output_type_of(invokable: Any) -> Any:
 
 def as_callable(target: Any) -> Any:
     """``target`` as a tracked callable (registered or not); ``TypeError`` if it is none."""
-    if isinstance(target, (Function, BoundFunction, InvokableBase, AsyncInvokableBase)):
+    if isinstance(target, (Function, BoundFunction, AnyInvokable)):
         return target
     if isinstance(target, types.MethodType):
         func = target.__func__
@@ -364,7 +488,7 @@ def as_callable(target: Any) -> Any:
 
 def _start(
     strict: bool,
-    exception_override: Any,
+    exception_override: ExceptionOverride | None,
     on_step: Any,
     replay_from: Invocation | str | None,
 ) -> Run:
@@ -395,7 +519,7 @@ def _conclude(
         raise error
     if commit:
         run.flush()
-    invocation = node.invocation()
+    invocation = node.invocation(run.store)
     if error is not None and not isinstance(error, ExceptionResource):
         if raise_on_errors and not wrap_exceptions:
             try:
@@ -418,7 +542,7 @@ def invoke(
     kwargs: dict | None = None,
     *,
     replay_from: Invocation | str | None = None,
-    exception_override: Callable[[BaseException], Any] | None = None,
+    exception_override: ExceptionOverride | None = None,
     raise_on_errors: bool = True,
     wrap_exceptions: bool = False,
     strict: bool = True,
@@ -432,8 +556,11 @@ def invoke(
     ``wrap_exceptions`` is true or ``raise_on_errors`` is false; an
     ``ExceptionResource`` such as an input request is returned inside the
     invocation. ``replay_from`` reuses the matching calls of a recorded
-    invocation (see ``Invocation.replay``). ``on_step(run)`` is called after each
-    child of the call finishes (``enact.calls.Run``: a flow checkpoints there).
+    invocation (see ``Invocation.replay``); during such a replay, a recorded call
+    that raised runs again, unless ``exception_override``, given a ``Ref`` to an
+    exception a recorded call raised itself, returns a ``Ref`` to use as that
+    call's output. ``on_step(run)`` is called after each child of the call
+    finishes (``enact.calls.Run``: a flow checkpoints there).
     """
     args, kwargs = _args(args, kwargs)
     callable_ = as_callable(target)
@@ -457,7 +584,7 @@ async def invoke_async(
     kwargs: dict | None = None,
     *,
     replay_from: Invocation | str | None = None,
-    exception_override: Callable[[BaseException], Any] | None = None,
+    exception_override: ExceptionOverride | None = None,
     raise_on_errors: bool = True,
     wrap_exceptions: bool = False,
     strict: bool = True,
@@ -490,3 +617,24 @@ def _install() -> None:
 
 
 _install()
+
+
+@register
+@dataclass
+class MethodReference(TypeWrapper[BoundFunction]):
+    """A registered method bound to an instance, stored as a value (say, an argument)."""
+
+    instance: Any
+    function: Any
+
+    @classmethod
+    def wrapped_type(cls) -> type[BoundFunction]:
+        return BoundFunction
+
+    @classmethod
+    def wrap(cls, value: BoundFunction) -> MethodReference:
+        return cls(value.instance, value.function)
+
+    def unwrap(self) -> BoundFunction:
+        function = self.function if isinstance(self.function, Function) else Function(self.function)
+        return BoundFunction(function, self.instance)

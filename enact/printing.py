@@ -3,24 +3,36 @@
 ``invocation_summary`` prints one line per call, children indented by two
 spaces: ``->roll_sum(2) = 7``, ``->roll_sum(2) incomplete``,
 ``->f(1) raised ValueError: bad``. Functions print by name, bound methods as
-``<repr of self>.name``, invokables by their repr followed by ``(input)``.
+``<repr of self>.name``, invokables by their repr followed by ``(input)``;
+arguments and outputs print with ``str``, as in enact 0.4, and exceptions as
+``Type: message``.
+
+``pformat`` renders a value over several lines, as enact 0.4 did: primitives as
+``repr`` for strings and ``str`` otherwise, ``<5 bytes>`` for bytes, lists and
+dicts one item per indented line, a resource as ``Name(a=1, b='x')`` when all
+its fields are primitive and as ``Name:`` with one indented line per field
+otherwise, a ref as ``-> `` and what it points to, tagged ``#`` and the first
+six digits of its digest, and any other value as its wrapper.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import IO, Any, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Mapping
 
 import msgpack
 
 from enact import tree
+from enact.context import active_store, store_for
 from enact.errors import StoreError, UnregisteredResource
+from enact.field_values import to_field_value
 from enact.records import BoundMethod, Invocation, NativeException
 from enact.refs import Ref
 from enact.resources import ResourceBase
 from enact.serialization import unpack_value
-from enact.store import Store, active_store, current_store
+from enact.store import Store
+from enact.types import PRIMITIVES
 
 
 def _printed(value: Any, text: Any = repr) -> str:
@@ -107,6 +119,7 @@ def _load(store: Store, digest: str) -> Any:
 
 
 def _raised_text(raised: Any) -> str:
+    """``Type: message`` for every exception, native (recorded as ``NativeException``) or not."""
     if isinstance(raised, NativeException):
         return f"{raised.type_name.rsplit('.', 1)[-1]}: {raised.str_representation}"
     return f"{type(raised).__name__}: {_printed(raised, str)}"
@@ -115,17 +128,22 @@ def _raised_text(raised: Any) -> str:
 def invocation_summary(
     invocation: Invocation, indent: int = 0, show_input: bool = True, show_output: bool = True
 ) -> str:
-    """One line per call, children indented by two spaces."""
-    store = current_store()
+    """One line per call; ``indent`` levels of two spaces, one more for each child level.
+
+    Reads from the active store, else from the one the invocation came from.
+    """
+    store = store_for(invocation)
     lines: list[str] = []
     for path, node in tree.walk(store, invocation.digest):
-        level = indent + 2 * len(path)
-        text = " " * level + "->" + _call_text(
+        level = indent + len(path)
+        text = "  " * level + "->" + _call_text(
             _load(store, node.invokable_digest), _load(store, node.input_digest), show_input
         )
         if node.output_digest is not None:
-            if show_output:
-                text += f" = {_printed(store.checkout(node.output_digest))}"
+            # Without the output, a line keeps 0.4's separating space: "->f(1) ".
+            text += (
+                f" = {_printed(store.checkout(node.output_digest), str)}" if show_output else " "
+            )
         elif node.raised_digest is not None:
             text += f" raised {_raised_text(store.checkout(node.raised_digest))}"
         else:
@@ -136,60 +154,130 @@ def invocation_summary(
 
 @dataclass
 class PPValue:
-    """A value paired with how deep it sits, for ``PPrinter``."""
+    """A node of formatted text: a line (``value`` + ``open``), indented contents, and
+    ``close`` appended to the last line. A node of one line and one content line
+    is printed as a single line."""
 
-    value: Any
-    depth: int = 0
+    value: str
+    contents: list[PPValue] = field(default_factory=list)
+    open: str = ""
+    close: str = ""
+
+
+Formatter = Callable[[Any, int], PPValue]
 
 
 class PPrinter:
-    """Multi-line rendering of resources; follows refs when a store is active."""
+    """Formats values as ``PPValue`` trees; ``register`` adds a formatter for a type."""
 
-    def __init__(self, indent: int = 2, max_depth: int = 8, follow_refs: bool = True) -> None:
-        self.indent = indent
-        self.max_depth = max_depth
-        self.follow_refs = follow_refs
+    def __init__(
+        self, offset: int = 2, max_ref_depth: int | None = None, skip_repeated_refs: bool = False
+    ) -> None:
+        self.offset = offset
+        self.max_ref_depth = max_ref_depth
+        self.skip_repeated_refs = skip_repeated_refs
+        self._seen_refs: set[str] = set()
+        # Checked in order: the first type the (field) value is an instance of wins.
+        self._formatters: list[tuple[type, Formatter]] = [
+            (str, self.from_primitive),
+            (bytes, self.from_primitive),
+            (Ref, self.from_ref),
+            (ResourceBase, self.from_resource),
+            (dict, self.from_dict),
+            (list, self.from_list),
+            (type, self.from_type),
+        ]
+
+    def register(self, value_type: type, formatter: Formatter) -> None:
+        """Format values of ``value_type`` with ``formatter(value, depth)`` (before others)."""
+        self._formatters.insert(0, (value_type, formatter))
+
+    @staticmethod
+    def primitive_to_str(value: Any) -> str:
+        if isinstance(value, bytes):
+            return f"<{len(value)} bytes>"
+        if isinstance(value, str):
+            return repr(value)
+        return str(value)
+
+    def from_primitive(self, value: Any, depth: int) -> PPValue:
+        return PPValue(self.primitive_to_str(value))
+
+    def from_type(self, value: type, depth: int) -> PPValue:
+        return PPValue(value.__name__)
+
+    def from_list(self, value: list, depth: int) -> PPValue:
+        return PPValue("", [self.pvalue(item, depth + 1) for item in value], "[", "]")
+
+    def from_dict(self, value: dict, depth: int) -> PPValue:
+        items = [PPValue(f'"{k}":', [self.pvalue(v, depth + 1)]) for k, v in value.items()]
+        return PPValue("", items, "{", "}")
+
+    def from_resource(self, value: ResourceBase, depth: int) -> PPValue:
+        name = type(value).__name__
+        fields = list(value.field_items())
+        if all(isinstance(v, PRIMITIVES) for _, v in fields):
+            inner = ", ".join(f"{k}={self.primitive_to_str(v)}" for k, v in fields)
+            return PPValue(f"{name}({inner})")
+        return PPValue(
+            name, [PPValue(k, [self.pvalue(v, depth + 1)], open=":") for k, v in fields], open=":"
+        )
+
+    def from_ref(self, value: Ref[Any], depth: int) -> PPValue:
+        """``-> `` and the value the ref points to; the ref itself if it cannot be read
+        (no store, or the object is missing): printing never fails on a ref."""
+        try:
+            target = value()
+        except (StoreError, UnregisteredResource):
+            return PPValue(f"-> {value!r}")
+        tag = f"#{value.digest[:6]}"
+        too_deep = bool(self.max_ref_depth) and depth > self.max_ref_depth  # type: ignore[operator]
+        if too_deep or (self.skip_repeated_refs and value.digest in self._seen_refs):
+            return PPValue(f"-> {type(target).__name__}{tag}")
+        self._seen_refs.add(value.digest)
+        result = self.pvalue(target, depth + 1)
+        result.value = f"-> {result.value}{tag}"
+        return result
+
+    def pvalue(self, value: Any, depth: int = 0) -> PPValue:
+        """The ``PPValue`` tree of ``value`` (wrapped into a field value first)."""
+        field_value = to_field_value(value)
+        for value_type, formatter in self._formatters:
+            if isinstance(field_value, value_type):
+                return formatter(field_value, depth)
+        return self.from_primitive(field_value, depth)
+
+    def _lines(self, node: PPValue) -> list[tuple[int, str]]:
+        lines = [(0, node.value + node.open)]
+        for child in node.contents:
+            lines.extend((depth + 1, text) for depth, text in self._lines(child))
+        lines[-1] = (lines[-1][0], lines[-1][1] + node.close)
+        if len(lines) == 2:
+            lines = [(0, f"{lines[0][1]} {lines[1][1]}")]
+        return lines
 
     def pformat(self, value: Any) -> str:
-        return "\n".join(self._lines(PPValue(value), ""))
+        self._seen_refs.clear()
+        lines = self._lines(self.pvalue(value))
+        return "\n".join(" " * self.offset * depth + text for depth, text in lines)
 
-    def _lines(self, item: PPValue, prefix: str) -> list[str]:
-        value, depth = item.value, item.depth
-        pad = " " * (self.indent * depth)
-        if depth >= self.max_depth:
-            return [f"{pad}{prefix}..."]
-        if isinstance(value, Ref):
-            store = active_store()
-            if self.follow_refs and store is not None and store.has(value):
-                inner = self._lines(PPValue(store.checkout(value), depth + 1), "")
-                return [f"{pad}{prefix}-> {value!r}:"] + inner
-            return [f"{pad}{prefix}{value!r}"]
-        if isinstance(value, ResourceBase) and not isinstance(value, BaseException):
-            lines = [f"{pad}{prefix}{type(value).__qualname__}:"]
-            for name, field in value.field_items():
-                lines.extend(self._lines(PPValue(field, depth + 1), f"{name}: "))
-            return lines
-        if isinstance(value, (list, tuple)) and value and any(
-            isinstance(v, (ResourceBase, Ref, list, dict)) for v in value
-        ):
-            lines = [f"{pad}{prefix}{type(value).__name__}[{len(value)}]:"]
-            for index, element in enumerate(value):
-                lines.extend(self._lines(PPValue(element, depth + 1), f"[{index}] "))
-            return lines
-        if isinstance(value, dict) and value and any(
-            isinstance(v, (ResourceBase, Ref, list, dict)) for v in value.values()
-        ):
-            lines = [f"{pad}{prefix}dict[{len(value)}]:"]
-            for key, element in value.items():
-                lines.extend(self._lines(PPValue(element, depth + 1), f"{key!r}: "))
-            return lines
-        return [f"{pad}{prefix}{value!r}"]
+    def pprint(self, value: Any) -> None:
+        print(self.pformat(value))
 
 
-def pformat(value: Any, indent: int = 2, max_depth: int = 8) -> str:
-    """A readable multi-line string for a resource, following refs."""
-    return PPrinter(indent, max_depth).pformat(value)
+def pformat(
+    value: Any, max_ref_depth: int | None = None, skip_repeated_refs: bool = False
+) -> str:
+    """A readable multi-line string for a value (see the module docstring)."""
+    return PPrinter(max_ref_depth=max_ref_depth, skip_repeated_refs=skip_repeated_refs).pformat(
+        value
+    )
 
 
-def pprint(value: Any, stream: IO[str] | None = None, indent: int = 2, max_depth: int = 8) -> None:
-    print(pformat(value, indent, max_depth), file=stream or sys.stdout)
+def pprint(
+    value: Any,
+    max_ref_depth: int | None = None,
+    skip_repeated_refs: bool = False,
+    stream: IO[str] | None = None,
+) -> None:
+    print(pformat(value, max_ref_depth, skip_repeated_refs), file=stream or sys.stdout)

@@ -3,8 +3,13 @@
 An ``Invocation`` pairs a ``Request`` (what was called: the invokable's state
 before the call, and the input) with a ``Response`` (the invokable's state after
 the call, the output or the exception, and the child invocations in call
-order). All three are frozen: a recorded execution never changes; rewinding or
-answering an input request builds new records that share the unchanged subtrees.
+order). A stored record never changes: rewinding or answering an input request
+builds new records that share the unchanged subtrees. (The Python objects are
+mutable dataclasses, as in enact 0.4, so ``with invocation.response.modify() as
+response:`` edits a copy and re-points the ref.)
+
+An ``Invocation`` obtained from a store remembers it (through its refs): its
+accessors use the active store if there is one, else that store.
 
 A response with neither output nor exception is *incomplete*: the call was
 rewound, or is waiting to be replayed.
@@ -16,12 +21,18 @@ import traceback as traceback_module
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence, TypeVar
 
-from enact.context import current_store
+from enact.context import store_for
 from enact.digests import digest_bytes
 from enact.errors import DeserializationError, EnactError
 from enact.refs import Ref
 from enact.registry import BUILTIN_TYPES, register
-from enact.resources import ImmutableResource, Resource, check_fields
+from enact.resources import (
+    ImmutableResource,
+    Resource,
+    ResourceBase,
+    check_fields,
+    dataclass_field_names,
+)
 from enact.serialization import pack_value
 
 if TYPE_CHECKING:
@@ -57,9 +68,16 @@ class CallArgs(ImmutableResource):
         return call_args
 
     def __str__(self) -> str:
-        parts = [repr(a) for a in self.args]
-        parts.extend(f"{k}={v!r}" for k, v in self.kwargs.items())
+        parts = [str(a) for a in self.args]
+        parts.extend(f"{k}={v}" for k, v in self.kwargs.items())
         return ", ".join(parts)
+
+    def to_python_args(self) -> tuple[list, dict]:
+        return list(self.args), dict(self.kwargs)
+
+    @classmethod
+    def from_python_args(cls, *args: Any, **kwargs: Any) -> CallArgs:
+        return cls(list(args), dict(kwargs))
 
 
 @register
@@ -75,6 +93,18 @@ class BoundMethod(ImmutableResource):
     def __repr__(self) -> str:
         return f"{self.instance!r}.{getattr(self.function, '__name__', self.function)}"
 
+    @property
+    def __self__(self) -> Any:
+        return self.instance
+
+    @property
+    def __func__(self) -> Any:
+        return self.function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method on the instance (tracked, if the function is registered)."""
+        return self.function.__get__(self.instance, type(self.instance))(*args, **kwargs)
+
 
 def _two_refs(cls: type, fields: Mapping[str, Any], first: str, second: str) -> tuple[Ref, Ref]:
     """The two ref fields of a stored Request or Invocation, checked (a hot path:
@@ -86,8 +116,8 @@ def _two_refs(cls: type, fields: Mapping[str, Any], first: str, second: str) -> 
 
 
 @register
-@dataclass(frozen=True)
-class Request(ImmutableResource):
+@dataclass
+class Request(Resource):
     """What was called: the invokable's state before the call, and the input."""
 
     invokable: Ref
@@ -99,8 +129,8 @@ class Request(ImmutableResource):
 
 
 @register
-@dataclass(frozen=True, eq=True)
-class Response(ImmutableResource):
+@dataclass
+class Response(Resource):
     """How a call ended: state after it, output or exception, children in order."""
 
     invokable: Ref
@@ -109,7 +139,9 @@ class Response(ImmutableResource):
     raised_here: bool
     children: list
 
-    __hash__ = None  # type: ignore[assignment]
+    def is_complete(self) -> bool:
+        """True if the call returned or raised (it was not rewound)."""
+        return self.output is not None or self.raised is not None
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Response:
@@ -132,8 +164,8 @@ class Response(ImmutableResource):
 
 
 @register
-@dataclass(frozen=True)
-class Invocation(ImmutableResource):
+@dataclass
+class Invocation(Resource):
     """A recorded call: a request and its response."""
 
     request: Ref[Request]
@@ -143,7 +175,21 @@ class Invocation(ImmutableResource):
     def from_fields(cls, fields: Mapping[str, Any]) -> Invocation:
         return cls(*_two_refs(cls, fields, "request", "response"))
 
-    # Accessors (each checks out from the current store) ----------------------
+    @classmethod
+    def known(
+        cls, request_digest: str, response_digest: str, digest: str, store: Store | None = None
+    ) -> Invocation:
+        """The invocation of two stored records whose digest is known already (the
+        engine's nodes); its refs remember ``store`` if one is given."""
+        request: Ref[Request] = Ref(request_digest)
+        response: Ref[Response] = Ref(response_digest)
+        if store is not None:
+            request._store = response._store = store
+        inv = cls(request, response)
+        inv.__dict__["_digest"] = (request_digest, response_digest, digest)
+        return inv
+
+    # Accessors (each reads from the active store, else the one this came from) -
 
     def successful(self) -> bool:
         """True if the call returned normally."""
@@ -152,14 +198,13 @@ class Invocation(ImmutableResource):
 
     def complete(self) -> bool:
         """True if the call returned or raised (it was not rewound)."""
-        response = self._response()
-        return response.output is not None or response.raised is not None
+        return self._response().is_complete()
 
     def get_input(self) -> Any:
-        return self._request().input()
+        return self.request().input()
 
     def get_invokable(self) -> Any:
-        return self._request().invokable()
+        return self.request().invokable()
 
     def get_output(self) -> Any:
         """The output; ``ValueError`` if the call raised or is incomplete."""
@@ -178,30 +223,38 @@ class Invocation(ImmutableResource):
         return self._response().raised_here
 
     def get_children(self) -> list[Invocation]:
-        store = current_store()
+        store = store_for(self)
         return [checkout_record(store, c.digest, Invocation) for c in self._response().children]
 
     def get_child(self, index: int) -> Invocation:
         digest = self._response().children[index].digest
-        return checkout_record(current_store(), digest, Invocation)
+        return checkout_record(store_for(self), digest, Invocation)
+
+    def clear_output(self) -> None:
+        """Point ``response`` at a copy of the response without its output."""
+        with self.response.modify(store_for(self)) as response:
+            response.output = None
 
     def _request(self) -> Request:
-        return checkout_record(current_store(), self.request.digest, Request)
+        return checkout_record(store_for(self), self.request.digest, Request)
 
     def _response(self) -> Response:
-        return checkout_record(current_store(), self.response.digest, Response)
+        return checkout_record(store_for(self), self.response.digest, Response)
 
     @property
     def digest(self) -> str:
         """This invocation's digest (its ref id)."""
+        request, response = self.request.digest, self.response.digest
         cached = self.__dict__.get("_digest")
-        if cached is None:
-            cached = digest_bytes(pack_value(self)[0])
+        if cached is None or cached[0] != request or cached[1] != response:
+            cached = (request, response, digest_bytes(pack_value(self)[0]))
             object.__setattr__(self, "_digest", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached[2]  # type: ignore[no-any-return]
 
     def ref(self) -> Ref[Invocation]:
-        return Ref(self.digest)
+        ref: Ref[Invocation] = Ref(self.digest)
+        ref._store = self.response._store
+        return ref
 
     # Tree navigation, rewind and replay: the engine's (see InvocationEngine) -----
 
@@ -229,12 +282,23 @@ class Invocation(ImmutableResource):
         """A copy without its last ``num_leaves`` leaf calls (at any depth)."""
         return _engine().rewind_leaves(self, num_leaves)
 
-    def replay(self, strict: bool = True, **kwargs: Any) -> Invocation:
-        """Run the call again, reusing every recorded child call that still matches."""
-        return _engine().replay(self, strict, kwargs)
+    def replay(
+        self, exception_override: Any = None, strict: bool = True, **kwargs: Any
+    ) -> Invocation:
+        """Run the call again, reusing every recorded child call that returned.
 
-    async def replay_async(self, strict: bool = True, **kwargs: Any) -> Invocation:
-        return await _engine().replay_async(self, strict, kwargs)
+        Calls that raised run again, unless ``exception_override`` (given a
+        ``Ref`` to the exception a call raised itself) returns a ``Ref`` to use
+        as that call's output instead.
+        """
+        return _engine().replay(self, strict, {"exception_override": exception_override, **kwargs})
+
+    async def replay_async(
+        self, exception_override: Any = None, strict: bool = True, **kwargs: Any
+    ) -> Invocation:
+        return await _engine().replay_async(
+            self, strict, {"exception_override": exception_override, **kwargs}
+        )
 
     def pending_input_requests(self) -> list[tuple[tuple[int, ...], InputRequest]]:
         """Unanswered input requests, as ``(path, request)`` in execution order."""
@@ -289,17 +353,47 @@ def _engine() -> InvocationEngine:
     return _installed
 
 
-class ExceptionResource(Exception, Resource):
+@register
+class ExceptionResource(Exception, ResourceBase):
     """An exception that is also a resource: recorded and re-raised as itself.
 
-    Subclasses are dataclasses; ``str()`` shows the fields.
+    A subclass decorated with ``@dataclass`` stores its fields, and ``str()``
+    shows them. Any other subclass stores its ``args``, like a plain exception
+    (``raise MyError("bad")``).
     """
 
+    @classmethod
+    def _dataclass_fields(cls) -> tuple[str, ...]:
+        return dataclass_field_names(cls)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return cls._dataclass_fields() or ("args",)
+
+    def field_values(self) -> tuple[Any, ...]:
+        if self._dataclass_fields():
+            return tuple(getattr(self, name) for name in self._dataclass_fields())
+        return (self.args,)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Any:
+        """Build from stored fields, checked first (types declared by the class, or a
+        tuple of ``args``): a record of the wrong shape is a ``DeserializationError``."""
+        if cls._dataclass_fields():
+            expected = getattr(cls, "_enact_field_types", None)
+            if expected is not None:
+                check_fields(cls, fields, expected)
+            return cls(**fields)
+        check_fields(cls, fields, {"args": tuple})
+        return cls(*fields["args"])
+
+    def set_from(self, other: Any) -> None:
+        raise TypeError(f"{type(self).__qualname__} is an exception and cannot be set in place")
+
     def __str__(self) -> str:
-        try:
+        if self._dataclass_fields():
             return ", ".join(f"{k}={v!r}" for k, v in self.field_items())
-        except Exception:  # not a dataclass: fall back to Exception's behaviour
-            return super().__str__()
+        return super().__str__()
 
     def __reduce__(self) -> Any:
         return (type(self).from_fields, (dict(self.field_items()),))

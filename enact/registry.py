@@ -14,19 +14,27 @@ from __future__ import annotations
 import builtins
 import collections.abc
 import enum
+import inspect
 import threading
 import types
 import typing
 from typing import Any, Callable, Mapping, TypeVar
 
-from enact.errors import RegistryError, UnregisteredResource
-from enact.resources import Resource, ResourceBase
+from enact import distribution_registry
+from enact.errors import (
+    InvalidRegistration,
+    MissingWrapperError,
+    RegistryError,
+    UnregisteredResource,
+)
+from enact.resources import DataclassResource, ResourceBase, ResourceDict, TypeWrapperBase
+from enact.types import TypeKey
 
 T = TypeVar("T")
 
 # Installed by enact.invokables: turns a plain function into a tracked one.
 # The registry sits below invokables (which registers through it), so the
-# dependency is inverted through this hook; ``enact`` always imports invocations.
+# dependency is inverted through this hook; ``enact`` always imports invokables.
 FunctionRegistrar = Callable[[Callable[..., Any]], Any]
 
 
@@ -75,7 +83,11 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, type[ResourceBase]] = {}
         self._wrappers: dict[type, type[Any]] = {}
-        self._wrapper_classes: set[type[Any]] = set()
+        # Wrappers that stand for plain field values (``IntWrapper`` for ``int``...):
+        # they encode as the value itself, so the encoder never consults them.
+        self._value_wrappers: dict[type, type[Any]] = {}
+        # 0.4's user-defined function wrappers, by the function they stand for.
+        self._function_wrappers: dict[Any, type[FunctionWrapper]] = {}
         self._functions: dict[str, Any] = {}
         # Other classes stored data may name (an Enum...), and modules
         # registered as values.
@@ -96,11 +108,26 @@ class Registry:
     # Types -------------------------------------------------------------------
 
     def register_type(self, cls: type[ResourceBase]) -> None:
-        if issubclass(cls, Resource):
-            cls.field_names()  # fails early if it is not a dataclass
+        if issubclass(cls, DataclassResource):
+            cls.field_names()
+        if cls.type_distribution_key() is None:
+            distribution_registry.ensure_enact_registered()
+            key = distribution_registry.registry().get_distribution_key(cls)
+            if key is not None:
+                cls.set_type_distribution_key(key)
         self._types[cls.type_id()] = cls
-        # Hooks of the modules above: enact.wrappers maps a TypeWrapper to the
-        # type it wraps, enact.invokables infers an invokable's types.
+        if issubclass(cls, TypeWrapperBase) and not getattr(cls, "__abstractmethods__", None):
+            wrapped = cls.wrapped_type()
+            if not isinstance(wrapped, type):
+                raise RegistryError(
+                    f"{cls.__qualname__}.wrapped_type() must return a type, got {wrapped!r}"
+                )
+            if getattr(cls, "encodes_as_value", False):
+                self._value_wrappers[wrapped] = cls
+            else:
+                self._wrappers[wrapped] = cls
+        if issubclass(cls, FunctionWrapper):
+            self._function_wrappers[cls.wrapper_function()] = cls
         for hook in self.class_hooks:
             hook(cls)
 
@@ -124,14 +151,12 @@ class Registry:
     def register_wrapper(self, value_type: type, wrapper: type[Any]) -> None:
         """Store values of ``value_type`` through ``wrapper`` (a TypeWrapper class)."""
         self._wrappers[value_type] = wrapper
-        self._wrapper_classes.add(wrapper)
 
-    def is_wrapper(self, cls: type) -> bool:
-        """Whether ``cls`` is registered as the wrapper of some type (decoding unwraps it)."""
-        return cls in self._wrapper_classes
-
-    def lookup(self, type_id: str) -> type[ResourceBase]:
-        """The registered class for ``type_id``; ``UnregisteredResource`` if none."""
+    def lookup(self, type_id: str | TypeKey) -> type[ResourceBase]:
+        """The registered class for ``type_id`` (or a ``TypeKey``); ``UnregisteredResource``
+        if none."""
+        if isinstance(type_id, TypeKey):
+            type_id = type_id.name
         found = self._types.get(type_id) if isinstance(type_id, str) else None
         if found is None:
             raise UnregisteredResource(
@@ -183,6 +208,109 @@ class Registry:
                 return wrapper
         return None
 
+    # The 0.4 API: register, wrap, unwrap ----------------------------------------
+
+    def register(self, cls: type[ResourceBase]) -> type[ResourceBase]:
+        """Register a resource class with this registry (``InvalidRegistration`` if not one)."""
+        if not isinstance(cls, type) or not issubclass(cls, ResourceBase):
+            raise InvalidRegistration(
+                f"cannot register {cls!r}: only subclasses of enact.ResourceBase can be "
+                "registered as types"
+            )
+        self.register_type(cls)
+        return cls
+
+    def get_type_wrapper(self, t: type) -> type[Any] | None:
+        """The wrapper class that stores values of type ``t``, if any."""
+        return self._value_wrappers.get(t) or self.wrapper_for(t)
+
+    def wrap(self, value: Any) -> ResourceBase:
+        """``value`` as a resource: itself if it is one, else its wrapper.
+
+        ``MissingWrapperError`` if no wrapper is registered for it.
+        """
+        if isinstance(value, ResourceBase):
+            return value
+        # Classes (whatever their metaclass) are wrapped as types.
+        wrapper = self.get_type_wrapper(type if isinstance(value, type) else type(value))
+        if wrapper is not None:
+            return wrapper.wrap(value)  # type: ignore[no-any-return]
+        if callable(value):
+            func = getattr(value, "__func__", value)
+            function_wrapper = self._function_wrappers.get(func)
+            if function_wrapper is not None:
+                return function_wrapper.wrap(value)
+        hint = " (a coroutine: did you forget to await it?)" if inspect.iscoroutine(value) else ""
+        raise MissingWrapperError(
+            f"cannot wrap a value of type {type(value).__qualname__}{hint}: Please register a "
+            "TypeWrapper for it"
+        )
+
+    def wrap_type(self, t: type) -> type[ResourceBase]:
+        """The resource class that stands for type ``t`` (``t`` itself for resources)."""
+        if isinstance(t, type) and issubclass(t, ResourceBase):
+            return t
+        wrapper = self.get_type_wrapper(t)
+        if wrapper is None:
+            raise MissingWrapperError(
+                f"cannot wrap the type {getattr(t, '__qualname__', t)!r}: Please register a "
+                "TypeWrapper for it"
+            )
+        return wrapper
+
+    def unwrap(self, value: Any) -> Any:
+        """Inverse of ``wrap``: the value a wrapper stands for (others unchanged)."""
+        if isinstance(value, TypeWrapperBase):
+            return value.unwrap()
+        if isinstance(value, FunctionWrapper):
+            return value.wrapper_function()
+        if isinstance(value, MethodWrapper):
+            return types.MethodType(value.wrapper_function(), value.get_instance())
+        return value
+
+    def from_field_value(self, value: Any) -> Any:
+        """A field value with every wrapper (instance or class) replaced by what it wraps."""
+        t = type(value)
+        if t is list:
+            return [self.from_field_value(v) for v in value]
+        if t is dict:
+            return {k: self.from_field_value(v) for k, v in value.items()}
+        if isinstance(value, TypeWrapperBase):
+            return value.unwrap()
+        if isinstance(value, type) and issubclass(value, TypeWrapperBase):
+            return value.wrapped_type()
+        return value
+
+    def from_resource_dict(self, resource_dict: ResourceDict | ResourceBase) -> Any:
+        """The resource a ``ResourceDict`` stands for; a wrapper stays a wrapper at the top.
+
+        A resource passed in is returned as it is, so the output of a serializer
+        (which decodes straight to resources) can be given here too.
+        """
+        if isinstance(resource_dict, ResourceBase):
+            return resource_dict
+        if not isinstance(resource_dict, ResourceDict):
+            raise TypeError(f"expected a ResourceDict, got {type(resource_dict).__qualname__}")
+        cls = self.lookup(resource_dict.type_info)
+        return cls.from_fields(
+            {k: self.from_field_value(self._from_dict_value(v)) for k, v in resource_dict.items()}
+        )
+
+    def _from_dict_value(self, value: Any) -> Any:
+        if isinstance(value, ResourceDict):
+            return self.from_resource_dict(value)
+        if type(value) is list:
+            return [self._from_dict_value(v) for v in value]
+        if type(value) is dict:
+            return {k: self._from_dict_value(v) for k, v in value.items()}
+        return value
+
+    def unwrap_type(self, t: type) -> type:
+        """Inverse of ``wrap_type``."""
+        if isinstance(t, type) and issubclass(t, TypeWrapperBase):
+            return t.wrapped_type()
+        return t
+
     # Functions ---------------------------------------------------------------
 
     def register_function(self, function_id: str, tracked: Any) -> None:
@@ -203,6 +331,63 @@ class Registry:
                 "workers: a module listed in ENACT_IMPORTS)"
             )
         return tracked
+
+
+class _FunctionResource(DataclassResource):
+    """Fields as a dataclass's (usually none); what function and method wrappers share."""
+
+    def set_from(self, other: Any) -> None:
+        for name in self.field_names():
+            setattr(self, name, getattr(other, name))
+
+    @classmethod
+    def wrapper_function(cls) -> Callable[..., Any]:
+        """The function (as users call it) this class stands for."""
+        raise NotImplementedError(f"{cls.__qualname__} must define wrapper_function()")
+
+    @classmethod
+    def wrapped_function(cls) -> Callable[..., Any]:
+        """The function that does the work (``wrapper_function`` unless overridden)."""
+        return cls.wrapper_function()
+
+
+class FunctionWrapper(_FunctionResource):
+    """A resource class that stands for one function (0.4's extension point).
+
+    A subclass names the function with ``wrapper_function()``, and the
+    ``MethodWrapper`` class that stands for it bound to an instance with
+    ``method_wrapper()``. Registering it makes ``Registry.wrap``/``unwrap`` map
+    the function to an instance of the class and back. (enact itself stores
+    registered functions by reference, ``enact.wrappers.FunctionReference``.)
+    """
+
+    @classmethod
+    def method_wrapper(cls) -> type[MethodWrapper]:
+        raise NotImplementedError(f"{cls.__qualname__} must define method_wrapper()")
+
+    @classmethod
+    def wrap(cls, fn: Callable[..., Any]) -> ResourceBase:
+        if inspect.ismethod(fn):
+            return cls.method_wrapper().wrap(fn)
+        if fn != cls.wrapper_function():
+            raise InvalidRegistration(f"{cls.__qualname__} does not stand for {fn!r}")
+        return cls()
+
+
+class MethodWrapper(_FunctionResource):
+    """A resource class that stands for one function bound to an instance.
+
+    A subclass is a dataclass whose one field holds the instance.
+    """
+
+    @classmethod
+    def wrap(cls, method: Callable[..., Any]) -> ResourceBase:
+        if not inspect.ismethod(method) or method.__func__ != cls.wrapper_function():
+            raise InvalidRegistration(f"{cls.__qualname__} does not stand for {method!r}")
+        return cls(method.__self__)  # type: ignore[call-arg]
+
+    def get_instance(self) -> Any:
+        return getattr(self, self.field_names()[0])
 
 
 def register(target: T) -> T:

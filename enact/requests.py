@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from enact import calls, tree
 from enact.calls import value_object
+from enact.context import store_for
 from enact.errors import (
     AnswerTypeError,
     InputError,
@@ -28,7 +29,7 @@ from enact.records import ExceptionResource, Invocation
 from enact.refs import Ref
 from enact.registry import register
 from enact.replay import call_target, replace_calls, replay, replay_async
-from enact.store import current_store
+from enact.store import InMemoryStore
 from enact.tree import Node, Path
 from enact.typecheck import matches_type, type_name
 
@@ -56,20 +57,34 @@ class InputRequest(ExceptionResource):
     requested_for: Any = None
     context: Any = None
 
-    def for_value(self) -> Any:
-        """What the input is for (the prompt shown to whoever answers)."""
-        return self.requested_for
+    @property
+    def for_value(self) -> Ref[Any]:
+        """A ref to what the input is for (the prompt): ``for_value()`` gives the value.
+
+        A ``Ref``, as in enact 0.4; it holds the value itself, so it works with any
+        store or none. (``requested_for`` is the value.)
+        """
+        ref = self.__dict__.get("_for_value_ref")
+        if ref is None:
+            ref = InMemoryStore().commit(self.requested_for)
+            self.__dict__["_for_value_ref"] = ref
+        return ref  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
         return (
             f"input of type {type_name(self.requested_type)} requested for {self.requested_for!r}"
         )
 
-    def continue_invocation(self, invocation: Invocation, value: Any) -> Invocation:
-        return continue_invocation(invocation, value)
+    def continue_invocation(
+        self, invocation: Invocation, value: Any, strict: bool = True
+    ) -> Invocation:
+        """Answer the first pending request of ``invocation`` with ``value`` and replay."""
+        return continue_invocation(invocation, value, strict=strict)
 
-    async def continue_invocation_async(self, invocation: Invocation, value: Any) -> Invocation:
-        return await continue_invocation_async(invocation, value)
+    async def continue_invocation_async(
+        self, invocation: Invocation, value: Any, strict: bool = True
+    ) -> Invocation:
+        return await continue_invocation_async(invocation, value, strict=strict)
 
 
 @register
@@ -81,6 +96,12 @@ class RequestInput(Invokable[Any, Any]):
     context: Any = None
 
     def call(self, for_value: Any = None) -> Any:
+        if calls.current() is None:
+            raise InputRequestOutsideInvocation(
+                f"input for {for_value!r} was requested outside a tracked invocation; call "
+                "request_input from a registered function run with enact.invoke or an "
+                "InvocationGenerator"
+            )
         raise InputRequest(self.requested_type, for_value, self.context)
 
 
@@ -123,7 +144,7 @@ def pending_input_requests(invocation: Invocation) -> list[tuple[Path, InputRequ
     Only calls that ended with an input request are entered, so finding the
     requests of a long flow does not walk its completed parts.
     """
-    store = current_store()
+    store = store_for(invocation)
     requests: dict[str, InputRequest | None] = {}
 
     def raised_request(node: Node) -> InputRequest | None:
@@ -154,7 +175,7 @@ def answer_inputs(
     ``write=False`` the new records are staged, to go out with the replay's.
     """
     pending = dict(pending_input_requests(invocation))
-    store = current_store()
+    store = store_for(invocation)
     objects: dict[str, bytes] = {}
     replacements: dict[Path, Node] = {}
     for raw_path, value in answers.items():
@@ -280,6 +301,19 @@ class InvocationGenerator:
         self._answer = value
 
     def send(self, value: Any) -> InputRequest:
-        """Answer the current request and advance to the next one."""
+        """Answer the current request and advance to the next one.
+
+        As with Python generators, the first ``send`` (before any ``next``) must
+        send ``None``, and then starts the flow; ``StopIteration`` when it completes.
+        """
+        if self.invocation is None:
+            if value is not None:
+                raise TypeError(
+                    "can't send a non-None value to a just-started InvocationGenerator: "
+                    "call next() (or send(None)) first"
+                )
+            return next(self)
+        if self.complete:
+            raise StopIteration
         self.set_input(value)
         return next(self)

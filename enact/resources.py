@@ -3,95 +3,52 @@
 A resource is a typed record of named fields. Its identity in storage is its
 type key (module and qualified name, never a package version, so data written by
 one release stays readable by the next) plus its field values, encoded
-canonically by ``enact.serialization``. ``Resource`` is the base for ordinary
-``@dataclass`` resources; ``ImmutableResource`` for frozen ones.
+canonically by ``enact.serialization``.
+
+``Resource`` (and ``ImmutableResource``, its frozen sibling) are dataclasses
+themselves, with no fields: a subclass decorated with ``@dataclass`` adds its
+fields, and a subclass that is not simply inherits the fields it has (often
+none), as in enact 0.4.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import importlib.metadata
-import os
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
+from typing import Any, ClassVar, Generic, Iterable, Iterator, Mapping, Protocol, TypeVar
 
 from enact.errors import DeserializationError, RegistryError
+from enact.types import DistributionKey, TypeDescriptor, TypeKey
 
 R = TypeVar("R", bound="ResourceBase")
 
 
-@dataclass(frozen=True)
-class DistributionKey:
-    """A Python distribution (package name and version) that ships types.
+class ResourceViews(Protocol):
+    """What the resource base classes need from the modules above them (0.4's value
+    model): installed once, at import, by ``enact.field_values``."""
 
-    Informational only: it is never part of what is hashed, so upgrading a
-    package does not orphan data stored by the previous version.
-    """
+    def to_resource_dict(self, resource: ResourceBase) -> ResourceDict: ...
 
-    name: str
-    version: str
+    def field_descriptors(self, cls: type[ResourceBase]) -> list[TypeDescriptor | None]: ...
 
-
-@dataclass(frozen=True)
-class TypeKey:
-    """Names a registered type: ``module.QualifiedName`` (plus its distribution)."""
-
-    name: str
-    distribution: DistributionKey | None = None
-
-    def __str__(self) -> str:
-        return self.name
+    def set_field_from(self, target: Any, name: str, value: Any) -> None: ...
 
 
-@dataclass(frozen=True)
-class TypeDescriptor:
-    """A type key and the field names of a resource type."""
-
-    type_key: TypeKey
-    field_names: tuple[str, ...]
+_views: ResourceViews | None = None
 
 
-_distributions: dict[str, DistributionKey] = {}
+def install_views(views: ResourceViews) -> None:
+    """Set what ``to_resource_dict``, ``field_descriptors`` and ``Resource.set_from``
+    delegate to (``enact.field_values`` installs it when it is imported)."""
+    global _views
+    _views = views
 
 
-def register_distribution(module_prefix: str, name: str, version: str) -> DistributionKey:
-    """Declare that modules under ``module_prefix`` ship in distribution ``name``."""
-    key = DistributionKey(name, version)
-    _distributions[module_prefix] = key
-    return key
-
-
-def get_distribution_key(module: str) -> DistributionKey | None:
-    """The declared distribution of ``module``, by longest matching prefix."""
-    best: tuple[int, DistributionKey | None] = (-1, None)
-    for prefix, key in _distributions.items():
-        if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best[0]:
-            best = (len(prefix), key)
-    return best[1]
-
-
-def get_path_distribution_key(path: str) -> DistributionKey | None:
-    """The installed distribution that contains the file at ``path``, if any."""
-    target = os.path.realpath(path)
-    name = os.path.basename(target)
-    for dist in importlib.metadata.distributions():
-        for file in dist.files or ():
-            # Compare names first: resolving every installed file takes seconds.
-            if file.name == name and os.path.realpath(str(dist.locate_file(file))) == target:
-                return DistributionKey(dist.metadata["Name"], dist.version)
-    return None
-
-
-# The plain view of a value is a view of its canonical encoding, which
-# enact.serialization (above this module: it encodes resources) installs here.
-_plain_view: Callable[[Any], Any] | None = None
-
-
-def install_plain_view(view: Callable[[Any], Any]) -> None:
-    """Set the function behind ``ResourceBase.to_resource_dict`` (enact.serialization's)."""
-    global _plain_view
-    _plain_view = view
+def views() -> ResourceViews:
+    if _views is None:
+        raise RegistryError("enact.field_values is not loaded: import enact first")
+    return _views
 
 
 class ResourceBase(abc.ABC):
@@ -111,20 +68,31 @@ class ResourceBase(abc.ABC):
 
     @classmethod
     def type_key(cls) -> TypeKey:
-        return TypeKey(cls.type_id(), get_distribution_key(cls.__module__))
+        """The type id and, if one was registered for it, the distribution it ships in."""
+        return TypeKey(cls.type_id(), cls.type_distribution_key())
 
     @classmethod
-    def type_descriptor(cls) -> TypeDescriptor:
-        return TypeDescriptor(cls.type_key(), tuple(cls.field_names()))
+    def type_distribution_key(cls) -> DistributionKey | None:
+        """The distribution recorded for this class when it was registered, if any."""
+        return cls.__dict__.get("_enact_distribution_key")  # type: ignore[no-any-return]
+
+    @classmethod
+    def set_type_distribution_key(cls, key: DistributionKey | None) -> None:
+        type.__setattr__(cls, "_enact_distribution_key", key)
 
     @classmethod
     @abc.abstractmethod
-    def field_names(cls) -> tuple[str, ...]:
+    def field_names(cls) -> Iterable[str]:
         """Names of the fields, in declaration order."""
 
     @abc.abstractmethod
-    def field_values(self) -> tuple[Any, ...]:
+    def field_values(self) -> Iterable[Any]:
         """Values of the fields, aligned with ``field_names()``."""
+
+    @classmethod
+    def field_descriptors(cls) -> Iterable[TypeDescriptor | None]:
+        """Type descriptors of the fields, aligned with ``field_names()``; ``None`` if untyped."""
+        return [None for _ in cls.field_names()]
 
     @classmethod
     @abc.abstractmethod
@@ -134,19 +102,92 @@ class ResourceBase(abc.ABC):
     def field_items(self) -> Iterator[tuple[str, Any]]:
         return zip(self.field_names(), self.field_values())
 
-    def to_resource_dict(self) -> dict[str, Any]:
-        """A plain-dict view: ``{"type": type id, "fields": {...}}``, recursively."""
-        if _plain_view is None:
-            raise RegistryError("enact.serialization is not loaded: import enact first")
-        return _plain_view(self)  # type: ignore[no-any-return]
+    def to_resource_dict(self) -> ResourceDict:
+        """This resource as a ``ResourceDict`` of field values, recursively."""
+        return views().to_resource_dict(self)
 
     @abc.abstractmethod
     def set_from(self, other: Any) -> None:
         """Make this object equal to ``other`` in place (used when replaying calls)."""
 
 
-class Resource(ResourceBase):
-    """Base class for ``@dataclass`` resources."""
+W = TypeVar("W")
+
+
+class TypeWrapperBase(ResourceBase, Generic[W]):
+    """A resource that stands in for a value of a foreign type ``W`` in storage."""
+
+    @classmethod
+    @abc.abstractmethod
+    def wrapped_type(cls) -> type[W]:
+        """The type this wrapper stores."""
+
+    @classmethod
+    @abc.abstractmethod
+    def wrap(cls, value: W) -> TypeWrapperBase[W]:
+        """Build the wrapper for ``value``."""
+
+    @abc.abstractmethod
+    def unwrap(self) -> W:
+        """Build a fresh value from the wrapper."""
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        """Whether wrapped values never change in place (so replay need not update them)."""
+        return False
+
+    @classmethod
+    def set_wrapped_value(cls, target: W, src: W) -> None:
+        """Update ``target`` in place to equal ``src`` (replay of mutating calls).
+
+        The default handles objects with a ``__dict__``; override for others.
+        """
+        if hasattr(target, "__dict__") and hasattr(src, "__dict__"):
+            target.__dict__.clear()
+            target.__dict__.update(src.__dict__)
+            return
+        raise TypeError(
+            f"{cls.__qualname__} cannot update a {type(target).__qualname__} in place; "
+            "override set_wrapped_value"
+        )
+
+
+class ResourceDict(dict):  # type: ignore[type-arg]
+    """A resource as a dict of its field values, tagged with its type (``type_info``).
+
+    Nested resources are ``ResourceDict``s too; values of other types appear as
+    field values (see ``enact.field_values``). A resource dict encodes, and so
+    digests, exactly like the resource it stands for.
+    """
+
+    def __init__(
+        self, resource_type: type[ResourceBase] | TypeKey, *args: Any, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.type_info: TypeKey = (
+            resource_type if isinstance(resource_type, TypeKey) else resource_type.type_key()
+        )
+
+    def __repr__(self) -> str:
+        return f"ResourceDict({self.type_info.name}, {dict.__repr__(self)})"
+
+
+def dataclass_field_names(cls: type) -> tuple[str, ...]:
+    """The names of a class's dataclass fields (none for a class that is not one),
+    cached on the class itself (so a subclass gets its own)."""
+    names = cls.__dict__.get("_enact_field_names")
+    if names is None:
+        names = (
+            tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            if dataclasses.is_dataclass(cls)
+            else ()
+        )
+        type.__setattr__(cls, "_enact_field_names", names)
+    return names  # type: ignore[no-any-return]
+
+
+class DataclassResource(ResourceBase):
+    """Fields from ``dataclasses.fields``: what ``Resource`` and ``ImmutableResource`` share."""
 
     # Set by a subclass to have ``from_fields`` check stored field types first
     # (``check_fields``); enact's own records and wrappers do.
@@ -154,19 +195,15 @@ class Resource(ResourceBase):
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        names = cls.__dict__.get("_enact_field_names")
-        if names is None:
-            if not dataclasses.is_dataclass(cls):
-                raise RegistryError(
-                    f"{cls.__qualname__} is not a dataclass; decorate it with "
-                    "@dataclasses.dataclass below @enact.register"
-                )
-            names = tuple(f.name for f in dataclasses.fields(cls))
-            type.__setattr__(cls, "_enact_field_names", names)
-        return names
+        return dataclass_field_names(cls)
 
     def field_values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.field_names())
+
+    @classmethod
+    def field_descriptors(cls) -> list[TypeDescriptor | None]:
+        """Descriptors inferred from the field annotations (forward references resolved)."""
+        return views().field_descriptors(cls)
 
     @classmethod
     def from_fields(cls: type[R], fields: Mapping[str, Any]) -> R:
@@ -189,16 +226,32 @@ class Resource(ResourceBase):
                 object.__setattr__(obj, name, value)
             return obj
 
+    def set_from(self, other: Any) -> None:  # pragma: no cover - both subclasses override
+        raise NotImplementedError
+
+
+@dataclass
+class Resource(DataclassResource):
+    """Base class for ``@dataclass`` resources."""
+
     def set_from(self, other: Any) -> None:
+        """Make this resource equal to ``other``, in place; ``other`` is left unshared.
+
+        Nested resources of the same type are updated in place (so objects that
+        alias them see the change), mutable wrapped values through their
+        wrapper's ``set_wrapped_value``; everything else gets a copy.
+        """
         if type(other) is not type(self):
             raise TypeError(
                 f"cannot set {type(self).__qualname__} from {type(other).__qualname__}"
             )
-        for name, value in other.field_items():
-            object.__setattr__(self, name, value)
+        set_field = views().set_field_from
+        for name in self.field_names():
+            set_field(self, name, getattr(other, name))
 
 
-class ImmutableResource(Resource):
+@dataclass(frozen=True)
+class ImmutableResource(DataclassResource):
     """Base class for frozen resources (``@dataclass(frozen=True)``)."""
 
     def set_from(self, other: Any) -> None:

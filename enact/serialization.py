@@ -23,10 +23,11 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import msgpack
 
+from enact import digests
 from enact.digests import is_digest
 from enact.errors import (
     CycleError,
@@ -34,10 +35,11 @@ from enact.errors import (
     EnactError,
     FieldTypeError,
     SerializationError,
+    UnregisteredResource,
 )
 from enact.refs import Ref
 from enact.registry import Registry
-from enact.resources import ResourceBase, install_plain_view
+from enact.resources import ResourceBase, ResourceDict, TypeWrapperBase
 
 FORMAT = 1
 
@@ -86,6 +88,11 @@ def _sorted_field_names(cls: type[ResourceBase]) -> tuple[str, ...]:
     return names
 
 
+# The marker of field-value wrappers (``IntWrapper``...), which encode as the value
+# they hold, so that ``wrap(x)`` and ``x`` have one digest.
+_AS_VALUE = _ExtType(EXT_RESOURCE, b"")
+
+
 def _marker(cls: type[ResourceBase]) -> msgpack.ExtType:
     marker = cls.__dict__.get("_enact_marker")
     if marker is None:
@@ -94,18 +101,25 @@ def _marker(cls: type[ResourceBase]) -> msgpack.ExtType:
             raise _Unsupported(
                 cls, "its class is not registered (decorate it with @enact.register)"
             )
-        marker = _ExtType(EXT_RESOURCE, cls.type_id().encode())
+        if getattr(cls, "encodes_as_value", False):
+            marker = _AS_VALUE
+        else:
+            marker = _ExtType(EXT_RESOURCE, cls.type_id().encode())
         type.__setattr__(cls, "_enact_marker", marker)
     return marker
 
 
 class Encoder:
-    """Encodes one value; collects the digests it links to."""
+    """Encodes one value; collects the digests it links to.
 
-    __slots__ = ("links", "_active", "_registry")
+    With ``collect_classes``, also the resource classes it encoded (``classes``).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("links", "classes", "_active", "_registry")
+
+    def __init__(self, collect_classes: bool = False) -> None:
         self.links: set[str] = set()
+        self.classes: set[type[ResourceBase]] | None = set() if collect_classes else None
         self._active: set[int] = set()
         self._registry = Registry.get()
 
@@ -128,7 +142,14 @@ class Encoder:
         if isinstance(v, ResourceBase):
             return self._encode_resource(v)
         if isinstance(v, type) and issubclass(v, ResourceBase):
-            return _ExtType(EXT_CLASS, _marker(v).data)
+            if issubclass(v, TypeWrapperBase) and not getattr(v, "__abstractmethods__", None):
+                # As in 0.4, a wrapper class as a value stands for the type it wraps
+                # (so a resource and its resource dict encode alike).
+                return self.encode(v.wrapped_type())
+            _marker(v)  # refuses unregistered classes
+            return _ExtType(EXT_CLASS, v.type_id().encode())
+        if isinstance(v, ResourceDict):
+            return self._encode_resource_dict(v)
         wrapper = self._registry.wrapper_for(t)
         if wrapper is None:
             raise _Unsupported(t)
@@ -182,9 +203,13 @@ class Encoder:
         self._active.discard(key)
         return out
 
-    def _encode_resource(self, v: ResourceBase) -> list:
+    def _encode_resource(self, v: ResourceBase) -> Any:
         cls = type(v)
         marker = _marker(cls)
+        if self.classes is not None:
+            self.classes.add(cls)
+        if marker is _AS_VALUE:
+            return self.encode(v.value)  # type: ignore[attr-defined]
         key = self._enter(v)
         encode = self.encode
         fields = {}
@@ -200,6 +225,35 @@ class Encoder:
         self._active.discard(key)
         return [marker, fields]
 
+    def _encode_resource_dict(self, v: ResourceDict) -> Any:
+        """A resource dict encodes exactly like the resource it stands for."""
+        name = v.type_info.name
+        try:
+            cls = self._registry.lookup(name)
+        except UnregisteredResource:
+            raise _Unsupported(ResourceDict, f"its type {name} is not registered") from None
+        marker = _marker(cls)
+        if self.classes is not None:
+            self.classes.add(cls)
+        if marker is _AS_VALUE:
+            return self.encode(v.get("value"))
+        if set(v) != set(cls.field_names()):
+            raise _Unsupported(
+                ResourceDict,
+                f"its fields {sorted(v)} are not those of {name}: {sorted(cls.field_names())}",
+            )
+        key = self._enter(v)
+        fields = {}
+        name = ""
+        try:
+            for name in sorted(v):
+                fields[name] = self.encode(v[name])
+        except _Unsupported as exc:
+            exc.path.append(f"[{name!r}]")
+            raise
+        self._active.discard(key)
+        return [marker, fields]
+
 
 def _raise_field_error(exc: _Unsupported, value: Any) -> None:
     path = "".join(reversed(exc.path))
@@ -207,7 +261,7 @@ def _raise_field_error(exc: _Unsupported, value: Any) -> None:
         path = type(value).__qualname__ + path
     where = f" in field {path}" if path else ""
     reason = exc.reason or (
-        "register a TypeWrapper for it, make it a Resource, or convert it to a "
+        "Please register a TypeWrapper for it, make it a Resource, or convert it to a "
         "supported type (None, bool, int, float, str, bytes, list, dict with str "
         "keys, tuple, set, resources)"
     )
@@ -216,9 +270,9 @@ def _raise_field_error(exc: _Unsupported, value: Any) -> None:
     ) from None
 
 
-def encode_value(value: Any) -> tuple[Any, set[str]]:
+def encode_value(value: Any, encoder: Encoder | None = None) -> tuple[Any, set[str]]:
     """The canonical msgpack-ready structure of ``value`` and the digests it links to."""
-    encoder = Encoder()
+    encoder = encoder or Encoder()
     try:
         body = encoder.encode(value)
     except _Unsupported as exc:
@@ -230,9 +284,9 @@ def encode_value(value: Any) -> tuple[Any, set[str]]:
     return body, encoder.links
 
 
-def pack_value(value: Any) -> tuple[bytes, set[str]]:
+def pack_value(value: Any, encoder: Encoder | None = None) -> tuple[bytes, set[str]]:
     """Pack ``value`` into object bytes; also return the digests it links to."""
-    body, links = encode_value(value)
+    body, links = encode_value(value, encoder)
     link_list = sorted(bytes.fromhex(d) for d in links) if links else []
     return _packb([FORMAT, link_list, body]), links
 
@@ -290,8 +344,8 @@ def _build_resource(marker: _Marker, fields: Any) -> Any:
             "should be (a map of field names)"
         )
     obj = cls.from_fields(fields)
-    if registry.is_wrapper(cls):
-        return obj.unwrap()  # type: ignore[attr-defined]
+    if isinstance(obj, TypeWrapperBase):
+        return obj.unwrap()
     return obj
 
 
@@ -305,7 +359,20 @@ def _list_hook(items: list) -> Any:
     return items
 
 
-def unpack_value(data: bytes) -> Any:
+def remembering_ext_hook(owner: Any) -> Callable[[int, bytes], Any]:
+    """An ``ext_hook`` for ``unpack_value`` that makes each decoded ``Ref`` remember
+    ``owner`` (the store that read it), so it works outside ``with store:``."""
+
+    def hook(code: int, data: bytes) -> Any:
+        obj = _ext_hook(code, data)
+        if code == EXT_REF:
+            obj._store = owner
+        return obj
+
+    return hook
+
+
+def unpack_value(data: bytes, ext_hook: Callable[[int, bytes], Any] = _ext_hook) -> Any:
     """Decode packed object bytes into a value.
 
     Raises only enact errors, whatever the bytes: ``UnregisteredResource`` for
@@ -314,7 +381,7 @@ def unpack_value(data: bytes) -> Any:
     """
     try:
         obj = msgpack.unpackb(
-            data, ext_hook=_ext_hook, list_hook=_list_hook, raw=False, strict_map_key=True
+            data, ext_hook=ext_hook, list_hook=_list_hook, raw=False, strict_map_key=True
         )
     except EnactError:
         raise
@@ -355,31 +422,6 @@ def packed_links(data: bytes) -> list[str]:
 # Plain views and pluggable serializers ------------------------------------
 
 
-def to_plain(value: Any) -> Any:
-    """A JSON-like view: resources become ``{"type": id, "fields": {...}}``."""
-    return _plain(encode_value(value)[0])
-
-
-install_plain_view(to_plain)
-
-
-def _plain(v: Any) -> Any:
-    t = type(v)
-    if t is list:
-        if len(v) == 2 and type(v[0]) is _ExtType and v[0].code == EXT_RESOURCE:
-            return {"type": v[0].data.decode(), "fields": {k: _plain(x) for k, x in v[1].items()}}
-        return [_plain(x) for x in v]
-    if t is dict:
-        return {k: _plain(x) for k, x in v.items()}
-    if t is _ExtType:
-        if v.code == EXT_REF:
-            return {"ref": v.data.hex()}
-        if v.code == EXT_BIGINT:
-            return {"int": v.data.decode()}
-        return {"class": v.data.decode()}
-    return v
-
-
 class Serializer(Protocol):
     """Turns values (resources and everything storable) into bytes and back."""
 
@@ -401,12 +443,20 @@ class MsgpackSerializer:
 class JsonSerializer:
     """A human-readable JSON encoding with the same type distinctions.
 
+    ``serialize`` takes any storable value, ``ResourceDict``s included;
+    ``deserialize`` returns values (resources for resources). The optional
+    ``registry`` argument of enact 0.4 is accepted; types always resolve through
+    the process-wide registry.
+
     Tagged objects keep what JSON would blur: ``{"$b": base64}`` for bytes,
     ``{"$f": repr}`` for floats (``{"$fx": hex of the 8 bytes}`` for NaNs, whose
     bits repr drops), ``{"$r": digest}`` for refs, ``{"$t": type id, "$v":
     fields}`` for resources, ``{"$c": type id}`` for resource classes, ``{"$i":
     decimal}`` for big integers and ``{"$d": {...}}`` for dicts.
     """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry
 
     def serialize(self, value: Any) -> bytes:
         body, _ = encode_value(value)
@@ -480,3 +530,6 @@ class JsonSerializer:
         if "$c" in v:
             return Registry.get().lookup(v["$c"])
         raise DeserializationError(f"unknown JSON tag in {sorted(v)[:8]}")
+
+
+digests.install_value_packer(lambda value: pack_value(value)[0])

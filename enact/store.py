@@ -22,11 +22,19 @@ from enact.backend import KNOWN_DIGESTS_TTL_S, Backend, backend_class, describe
 from enact.config import Settings, open_backend
 from enact.context import active_store, current_store
 from enact.digests import digest_bytes, is_digest, verify
-from enact.errors import ObjectCorrupt, ObjectMissing, RefError, StoreError
+from enact.errors import ObjectCorrupt, ObjectMissing, StoreError
+from enact.inspection import dependency_graph, distribution_keys, transitive_type_keys
 from enact.redaction import redact, safe_cause
-from enact.refs import Ref
-from enact.registry import shown
-from enact.serialization import pack_value, packed_links, unpack_value
+from enact.refs import PackedResource, Ref
+from enact.registry import Registry, shown
+from enact.resources import ResourceBase
+from enact.serialization import (
+    Encoder,
+    pack_value,
+    packed_links,
+    remembering_ext_hook,
+    unpack_value,
+)
 
 if TYPE_CHECKING:
     import os
@@ -70,11 +78,24 @@ class Store:
     def __init__(
         self,
         backend: Backend | str | None = None,
+        registry: Registry | None = None,
+        ref_type: type[Ref[Any]] = Ref,
         *,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         settings: Settings | None = None,
     ) -> None:
         self.backend: Backend = open_backend(backend, settings)
+        if not (isinstance(ref_type, type) and issubclass(ref_type, Ref)):
+            raise TypeError(f"ref_type must be Ref or a subclass of it, got {ref_type!r}")
+        # ``registry`` is accepted for enact 0.4; types always resolve through the
+        # process-wide registry.
+        self.ref_type = ref_type
+        self._packs = _packs(ref_type)
+        # Refs this store decodes remember it (see enact.refs).
+        self._ext_hook = remembering_ext_hook(self)
+        # Backends that keep type metadata learn each type once per store.
+        self._typed_backend = callable(getattr(self.backend, "register_type", None))
+        self._registered_types: set[type] = set()
         self._cache: dict[str, bytes] = {}
         self._cache_size = 0
         self._cache_limit = cache_bytes
@@ -95,6 +116,20 @@ class Store:
         # Caching what an in-process backend holds would only double the memory.
         self._use_cache = cache_bytes > 0 and not self.in_process
 
+    @property
+    def _backend(self) -> Backend:  # enact 0.4's attribute name
+        return self.backend
+
+    @classmethod
+    def get_current(cls) -> Store | None:
+        """The innermost active store, or ``None`` (0.4's context API)."""
+        return active_store()
+
+    @classmethod
+    def current(cls) -> Store:
+        """The innermost active store; ``NoActiveStore`` if none is active."""
+        return current_store()
+
     # Context -----------------------------------------------------------------
 
     def __enter__(self) -> Store:
@@ -107,20 +142,138 @@ class Store:
     # Values ------------------------------------------------------------------
 
     def commit(self, value: Any) -> Ref[Any]:
-        """Store ``value``; return its ref. Equal values give equal refs."""
-        data, _ = pack_value(value)
+        """Store ``value``; return its ref (remembering this store). Equal values give
+        equal refs."""
+        if self._packs:
+            return self._commit_packed(value)
+        encoder = Encoder(collect_classes=self._typed_backend)
+        data, _ = pack_value(value, encoder)
         digest = digest_bytes(data)
         self.put_objects({digest: data})
-        return Ref(digest)
+        if encoder.classes is not None:
+            self._register_types(value, encoder.classes)
+        ref = self.ref_type(digest)
+        ref._store = self
+        return ref
 
     def checkout(self, ref: Ref[Any] | str) -> Any:
         """Decode the value behind ``ref`` afresh, verifying its digest."""
-        digest = ref if isinstance(ref, str) else ref.digest
-        return unpack_value(self.get_object(digest))
+        if isinstance(ref, str):
+            return unpack_value(self.get_object(ref), self._ext_hook)
+        if _packs(type(ref)):
+            return self._checkout_packed(ref)
+        return unpack_value(self.get_object(ref.digest), self._ext_hook)
 
     def has(self, ref: Ref[Any] | str) -> bool:
         digest = ref if isinstance(ref, str) else ref.digest
         return self.has_objects([digest])[0]
+
+    async def has_async(self, ref: Ref[Any] | str) -> bool:
+        if self.in_process:
+            return self.has(ref)
+        return await asyncio.to_thread(self.has, ref)
+
+    # Ref types with their own packing (0.4's custom refs) ----------------------
+
+    def _commit_packed(self, value: Any) -> Ref[Any]:
+        """Store what ``ref_type.pack`` makes of ``value``, under the digest of those bytes.
+
+        The packed form is what is stored and verified, so a ref type that, say,
+        encrypts keeps its plaintext out of the store.
+        """
+        _, packed = self.ref_type.pack(Registry.get().wrap(value))
+        data, _ = pack_value(packed.data)
+        digest = digest_bytes(data)
+        self.put_objects({digest: data})
+        ref = self.ref_type(digest)
+        ref._store = self
+        return ref
+
+    def _checkout_packed(self, ref: Ref[Any]) -> Any:
+        stored = unpack_value(self.get_object(ref.digest), self._ext_hook)
+        packed = PackedResource(
+            stored.to_resource_dict(), ref.to_resource_dict(), set(), {type(stored).type_key()}
+        )
+        return ref.unpack(packed)
+
+    # Type metadata -------------------------------------------------------------
+
+    def _register_types(self, value: Any, classes: set[type[ResourceBase]]) -> None:
+        """Tell the backend the field types of each resource type ``value`` uses."""
+        if not isinstance(value, ResourceBase) and not isinstance(value, Ref):
+            wrapper = Registry.get().get_type_wrapper(type(value))
+            if wrapper is not None:
+                classes.add(wrapper)
+        for cls in classes - self._registered_types:
+            self.register_type(cls)
+
+    def register_type(self, resource: Any) -> None:
+        """Record the field types of a resource class (or of the wrapper of a type or value)."""
+        registry = Registry.get()
+        if isinstance(resource, type):
+            cls = registry.wrap_type(resource)
+        else:
+            cls = type(registry.wrap(resource))
+        if self._typed_backend:
+            fields = dict(zip(cls.field_names(), cls.field_descriptors()))
+            self.backend.register_type(cls.type_key(), fields)  # type: ignore[attr-defined]
+        self._registered_types.add(cls)
+
+    # 0.4's store queries ---------------------------------------------------------
+
+    def get_dependency_graph(
+        self, refs: Iterable[Ref[Any]]
+    ) -> dict[Ref[Any], set[Ref[Any]] | None]:
+        """Each object reachable from ``refs`` and the refs it links to (``None``: missing)."""
+        given = {r.digest: r for r in refs}
+        graph = dependency_graph(self.get_available, list(given))
+        return {
+            given.get(d) or Ref(d): None if links is None else {Ref(x) for x in links}
+            for d, links in graph.items()
+        }
+
+    def get_transitive_type_requirements(self, ref: Ref[Any]) -> set[Any]:
+        """The type keys needed to read ``ref`` and all it links to (``ObjectMissing`` if
+        something is not stored)."""
+        return transitive_type_keys(self.get_available, ref.digest)
+
+    def get_distribution_requirements(
+        self, ref: Ref[Any], expect_distribution_key: bool = True
+    ) -> set[Any]:
+        """The distributions of those types (see ``enact.inspection.distribution_keys``)."""
+        return distribution_keys(
+            self.get_transitive_type_requirements(ref), expect_distribution_key
+        )
+
+    async def get_dependency_graph_async(
+        self, refs: Iterable[Ref[Any]]
+    ) -> dict[Ref[Any], set[Ref[Any]] | None]:
+        return await self._off_loop(self.get_dependency_graph, list(refs))
+
+    async def get_transitive_type_requirements_async(self, ref: Ref[Any]) -> set[Any]:
+        return await self._off_loop(self.get_transitive_type_requirements, ref)
+
+    async def get_distribution_requirements_async(
+        self, ref: Ref[Any], expect_distribution_key: bool = True
+    ) -> set[Any]:
+        return await self._off_loop(
+            self.get_distribution_requirements, ref, expect_distribution_key
+        )
+
+    async def _off_loop(self, fn: Any, *args: Any) -> Any:
+        if self.in_process:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    def get_available(self, digests: Sequence[str]) -> list[bytes | None]:
+        """Verified bytes of each object, ``None`` where missing (or not a digest)."""
+        valid = [d for d in digests if is_digest(d)]
+        found = dict(zip(valid, self.backend.get(valid))) if valid else {}
+        where = describe(self.backend)
+        return [
+            None if found.get(d) is None else verify(d, found[d], where)  # type: ignore[arg-type]
+            for d in digests
+        ]
 
     async def commit_async(self, value: Any) -> Ref[Any]:
         if self.in_process:
@@ -136,7 +289,7 @@ class Store:
         """Like ``checkout``, but shares decoded immutable scalars between calls."""
         value = self._values.get(digest, _MISSING)
         if value is _MISSING:
-            value = unpack_value(self.get_object(digest))
+            value = unpack_value(self.get_object(digest), self._ext_hook)
             if type(value) in _SHAREABLE and (
                 not isinstance(value, (str, bytes)) or len(value) < 1024
             ):
@@ -191,7 +344,10 @@ class Store:
         if wanted:
             for i in wanted:
                 if not is_digest(digests[i]):
-                    raise RefError(f"{shown(digests[i])} is not a digest (64 lowercase hex digits)")
+                    raise ObjectMissing(
+                        f"{shown(digests[i])} is not a digest (64 lowercase hex digits), so "
+                        "no object has it"
+                    )
             try:
                 fetched = self.backend.get([digests[i] for i in wanted])
             except StoreError:
@@ -242,7 +398,11 @@ class Store:
         return "; the damaged copy was moved aside, so committing the value again repairs it"
 
     def has_objects(self, digests: Sequence[str]) -> list[bool]:
-        return self.backend.has(digests)
+        valid = [d for d in digests if is_digest(d)]
+        if len(valid) == len(digests):
+            return self.backend.has(digests)
+        found = dict(zip(valid, self.backend.has(valid))) if valid else {}
+        return [found.get(d, False) for d in digests]
 
     def _remember(self, digest: str, data: bytes) -> None:
         # An entry costs its bytes plus the key, the bytes object and the dict slot:
@@ -262,6 +422,14 @@ class Store:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({describe(self.backend)})"
+
+
+def _packs(ref_type: type) -> bool:
+    """Whether a ref type brings its own packing (overrides ``Ref.pack``/``unpack``)."""
+    return ref_type is not Ref and (
+        ref_type.pack.__func__ is not Ref.pack.__func__  # type: ignore[attr-defined]
+        or getattr(ref_type, "unpack", None) is not Ref.unpack
+    )
 
 
 class InMemoryStore(Store):
@@ -284,8 +452,8 @@ def commit(value: Any) -> Ref[Any]:
 
 
 def checkout(ref: Ref[Any]) -> Any:
-    """Check ``ref`` out of the current store."""
-    return current_store().checkout(ref)
+    """Check ``ref`` out (of the current store, else of the store it came from)."""
+    return ref.checkout()
 
 
 async def commit_async(value: Any) -> Ref[Any]:
@@ -293,7 +461,7 @@ async def commit_async(value: Any) -> Ref[Any]:
 
 
 async def checkout_async(ref: Ref[Any]) -> Any:
-    return await current_store().checkout_async(ref)
+    return await ref.checkout_async()
 
 
 def resource_digest(value: Any) -> str:

@@ -93,11 +93,10 @@ class Node:
         """The call returned or raised (it was not rewound or interrupted)."""
         return self.output_digest is not None or self.raised_digest is not None
 
-    def invocation(self) -> Invocation:
-        """The ``Invocation`` record of this call (its digest already known)."""
-        inv = Invocation(Ref(self.request_digest), Ref(self.response_digest))
-        object.__setattr__(inv, "_digest", self.digest)
-        return inv
+    def invocation(self, store: Store | None = None) -> Invocation:
+        """The ``Invocation`` record of this call (its digest already known); its refs
+        remember ``store`` if one is given, so it keeps working outside ``with store:``."""
+        return Invocation.known(self.request_digest, self.response_digest, self.digest, store)
 
     def __repr__(self) -> str:
         state = (

@@ -10,79 +10,42 @@ is imported, and nothing merely imported can be named (see ``enact.registry``).
 
 from __future__ import annotations
 
-import abc
 import enum
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from enact.errors import DeserializationError, FieldTypeError, RegistryError
+from enact.errors import DeserializationError
 from enact.registry import Registry, register
-from enact.resources import ImmutableResource, Resource, ResourceBase
+from enact.resources import ImmutableResource, Resource, TypeWrapperBase
 from enact.serialization import canonical_bytes, pack_value, unpack_value
 
 T = TypeVar("T")
 
 
-class TypeWrapper(Resource, Generic[T]):
-    """Base class for wrappers of non-enact types; subclasses are dataclasses."""
+@dataclass
+class TypeWrapper(TypeWrapperBase[T], Resource):
+    """Base class for wrappers of non-enact types: a dataclass with no fields.
+
+    Subclasses add their fields with ``@dataclass`` (one without inherits none).
+    """
 
     # Built-in wrappers set this so that, e.g., a namedtuple is not silently
     # stored as a plain tuple.
     exact_type_only = False
 
-    @classmethod
-    @abc.abstractmethod
-    def wrapped_type(cls) -> type[T]:
-        """The type this wrapper stores."""
-
-    @classmethod
-    @abc.abstractmethod
-    def wrap(cls, value: T) -> TypeWrapper[T]:
-        """Build the wrapper for ``value``."""
-
-    @abc.abstractmethod
-    def unwrap(self) -> T:
-        """Build a fresh value from the wrapper."""
-
-    @classmethod
-    def set_wrapped_value(cls, target: T, src: T) -> None:
-        """Update ``target`` in place to equal ``src`` (replay of mutating calls).
-
-        The default handles objects with a ``__dict__``; override for others.
-        """
-        if hasattr(target, "__dict__") and hasattr(src, "__dict__"):
-            target.__dict__.clear()
-            target.__dict__.update(src.__dict__)
-            return
-        raise TypeError(
-            f"{cls.__qualname__} cannot update a {type(target).__qualname__} in place; "
-            "override set_wrapped_value"
-        )
-
-
-def _map_wrapped_type(cls: type) -> None:
-    """Registry hook: a registered ``TypeWrapper`` stores values of its wrapped type."""
-    if not issubclass(cls, TypeWrapper):
-        return
-    wrapped = cls.wrapped_type()
-    if not isinstance(wrapped, type):
-        raise RegistryError(
-            f"{cls.__qualname__}.wrapped_type() must return a type, got {wrapped!r}"
-        )
-    Registry.get().register_wrapper(wrapped, cls)
-
-
-Registry.get().class_hooks.append(_map_wrapped_type)
-
 
 @register
 @dataclass(frozen=True)
 class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
-    values: list
+    value: list
 
     exact_type_only = True
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        return True
 
     @classmethod
     def wrapped_type(cls) -> type[tuple]:
@@ -92,10 +55,10 @@ class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: tuple) -> TupleWrapper:
         return cls(list(value))
 
-    _enact_field_types = {"values": list}
+    _enact_field_types = {"value": list}
 
     def unwrap(self) -> tuple:
-        return tuple(self.values)
+        return tuple(self.value)
 
 
 def _canonical_order(values: Any) -> list:
@@ -106,7 +69,7 @@ def _canonical_order(values: Any) -> list:
 @register
 @dataclass(frozen=True)
 class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
-    values: list
+    value: list
 
     exact_type_only = True
 
@@ -118,18 +81,27 @@ class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: set) -> SetWrapper:
         return cls(_canonical_order(value))
 
-    _enact_field_types = {"values": list}
+    _enact_field_types = {"value": list}
 
     def unwrap(self) -> set:
-        return set(self.values)
+        return set(self.value)
+
+    @classmethod
+    def set_wrapped_value(cls, target: set, src: set) -> None:
+        target.clear()
+        target.update(src)
 
 
 @register
 @dataclass(frozen=True)
 class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: ignore[misc]
-    values: list
+    value: list
 
     exact_type_only = True
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        return True
 
     @classmethod
     def wrapped_type(cls) -> type[frozenset]:
@@ -139,10 +111,10 @@ class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: igno
     def wrap(cls, value: frozenset) -> FrozenSetWrapper:
         return cls(_canonical_order(value))
 
-    _enact_field_types = {"values": list}
+    _enact_field_types = {"value": list}
 
     def unwrap(self) -> frozenset:
-        return frozenset(self.values)
+        return frozenset(self.value)
 
 
 @register
@@ -152,6 +124,10 @@ class TypeReference(TypeWrapper[type], ImmutableResource):  # type: ignore[misc]
 
     module: str
     qualname: str
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        return True
 
     @classmethod
     def wrapped_type(cls) -> type[type]:
@@ -177,6 +153,10 @@ class GenericAliasReference(TypeWrapper[types.GenericAlias], ImmutableResource):
     args: list
 
     @classmethod
+    def is_immutable(cls) -> bool:
+        return True
+
+    @classmethod
     def wrapped_type(cls) -> type[types.GenericAlias]:
         return types.GenericAlias
 
@@ -196,6 +176,10 @@ class UnionReference(TypeWrapper[Any], ImmutableResource):  # type: ignore[misc]
     """A union of types: ``int | str``, ``typing.Optional[int]``, ``typing.Union[...]``."""
 
     args: list
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        return True
 
     @classmethod
     def wrapped_type(cls) -> Any:
@@ -228,6 +212,10 @@ class FunctionReference(TypeWrapper[types.FunctionType], ImmutableResource):  # 
     qualname: str
 
     @classmethod
+    def is_immutable(cls) -> bool:
+        return True
+
+    @classmethod
     def wrapped_type(cls) -> type[types.FunctionType]:
         return types.FunctionType
 
@@ -247,7 +235,7 @@ class FunctionReference(TypeWrapper[types.FunctionType], ImmutableResource):  # 
 
 @register
 @dataclass(frozen=True)
-class BuiltinFunctionReference(FunctionReference):
+class BuiltinFunctionReference(FunctionReference):  # type: ignore[misc]
     @classmethod
     def wrapped_type(cls) -> type[types.BuiltinFunctionType]:  # type: ignore[override]
         return types.BuiltinFunctionType
@@ -259,6 +247,10 @@ class ModuleReference(TypeWrapper[types.ModuleType], ImmutableResource):  # type
     """A module, stored by name; loads only modules registered with ``enact.register``."""
 
     name: str
+
+    @classmethod
+    def is_immutable(cls) -> bool:
+        return True
 
     @classmethod
     def wrapped_type(cls) -> type[types.ModuleType]:
@@ -307,41 +299,9 @@ class EnumWrapper(TypeWrapper[enum.Enum], ImmutableResource):  # type: ignore[mi
             ) from None
 
 
-_PLAIN = (type(None), bool, int, float, str, bytes, list, dict)
-
-
-def wrap(value: Any) -> Any:
-    """Return a storable form of ``value``: itself if storable, else its wrapper.
-
-    Raises ``FieldTypeError`` if no wrapper is registered for its type.
-    """
-    if isinstance(value, ResourceBase) or type(value) in _PLAIN:
-        return value
-    if isinstance(value, type) and issubclass(value, ResourceBase):
-        return value
-    wrapper = Registry.get().wrapper_for(type(value))
-    if wrapper is None:
-        raise FieldTypeError(
-            f"cannot store a value of type {type(value).__qualname__}: register a "
-            "TypeWrapper for it or use a Resource"
-        )
-    return wrapper.wrap(value)
-
-
-def unwrap(value: Any) -> Any:
-    """Inverse of ``wrap``: turn a wrapper back into the value it stands for."""
-    if isinstance(value, TypeWrapper):
-        return value.unwrap()
-    return value
-
-
 def deepcopy(value: Any) -> Any:
     """An independent copy, made by encoding and decoding (so it obeys storage rules)."""
     return unpack_value(pack_value(value)[0])
-
-
-to_python_type = unwrap
-from_python_type = wrap
 
 
 # ``typing.Optional[int]`` and ``typing.Union[...]`` have a private class of their own.

@@ -3,6 +3,7 @@
 Layout under ``ROOT``::
 
     objects/ab/cd/<digest>    one object; its mtime is when it was last written
+    types/<type name>.json    type metadata: the field types of each committed type
     pins/<name>               a pin: the digest it keeps alive (enact pin)
     quarantine/<digest>.<t>   copies found corrupt, moved aside (kept for inspection)
     trash/                    where gc moves a file for the instant before deleting it
@@ -35,7 +36,16 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
-from enact.backend import LOCK_TTL_S, REUSE_HORIZON_S, Copy, Plan, SweepResult
+from enact.backend import (
+    LOCK_TTL_S,
+    REUSE_HORIZON_S,
+    BackendQueries,
+    Copy,
+    Plan,
+    SweepResult,
+    TypeDescriptor,
+    TypeKey,
+)
 from enact.errors import ConfigError, ConflictError, StoreError
 from enact.stores._timed import TimedObjects
 
@@ -49,7 +59,7 @@ def _is_digest_name(name: str) -> bool:
     return len(name) == 64 and not set(name) - _HEX
 
 
-class FileBackend:
+class FileBackend(BackendQueries):
     """Stores packed objects as files under ``root_dir``."""
 
     def __init__(
@@ -118,6 +128,35 @@ class FileBackend:
                 self._write_atomic(path, data)
             except OSError as exc:
                 raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
+
+    def _type_path(self, type_key: TypeKey) -> Path:
+        name = type_key.name
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise StoreError(f"invalid type name {name!r} for file store {self.root}")
+        return self.root / "types" / f"{name}.json"
+
+    def register_type(
+        self, type_key: TypeKey, field_types: Mapping[str, TypeDescriptor | None]
+    ) -> None:
+        """Record the field types of a type (type metadata, by type name)."""
+        body = {n: None if t is None else t.to_json() for n, t in field_types.items()}
+        data = json.dumps({"type_key": type_key.as_dict(), "fields": body}, sort_keys=True)
+        try:
+            self._write_atomic(self._type_path(type_key), data.encode())
+        except OSError as exc:
+            raise StoreError(f"cannot write type {type_key.name} to {self.root}: {exc}") from exc
+
+    def get_type(self, type_key: TypeKey) -> dict[str, TypeDescriptor | None] | None:
+        try:
+            stored = json.loads(self._type_path(type_key).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read type {type_key.name} from {self.root}: {exc}") from exc
+        return {
+            n: None if t is None else TypeDescriptor.from_json(t)
+            for n, t in stored["fields"].items()
+        }
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         directory = str(path.parent)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Mapping, Sequence
 
+from enact.backend import BackendQueries, TypeDescriptor, TypeKey
 
-class MemoryBackend:
+
+class MemoryBackend(BackendQueries):
     """Keeps packed objects in memory; nothing survives the process."""
 
     url = "memory://"
@@ -15,6 +17,7 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._objects: dict[str, bytes] = {}
+        self._types: dict[str, dict[str, TypeDescriptor | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -33,6 +36,16 @@ class MemoryBackend:
     def put(self, objects: Mapping[str, bytes]) -> None:
         with self._lock:
             self._objects.update(objects)
+
+    def register_type(
+        self, type_key: TypeKey, field_types: Mapping[str, TypeDescriptor | None]
+    ) -> None:
+        """Record the field types of a type (type metadata, by type name)."""
+        self._types[type_key.name] = dict(field_types)
+
+    def get_type(self, type_key: TypeKey) -> dict[str, TypeDescriptor | None] | None:
+        found = self._types.get(type_key.name)
+        return None if found is None else dict(found)
 
     def __len__(self) -> int:
         return len(self._objects)

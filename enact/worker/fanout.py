@@ -133,10 +133,11 @@ def _map_tracked(
 ) -> list[Any]:
     """Inside a tracked call: each item is the next child, matched and recorded as in a loop.
 
-    Every item is matched against the record first (a slot each), up to a
-    recorded exception (a loop stops there too); at a strict divergence the items
-    before it still run and are recorded, then the ``ReplayError`` is raised,
-    exactly as a loop would.
+    Every item is matched against the record first (a slot each): a recorded
+    item that returned is reused, one that raised is sent again (replaying its
+    own recorded children), as a loop's replay runs it again. At a strict
+    divergence the items before it still run and are recorded, then the
+    ``ReplayError`` is raised, exactly as a loop would.
     """
     reference = fn.reference_object()
     slots: list[calls.Slot] = []
@@ -154,8 +155,6 @@ def _map_tracked(
             index = len(slots)
             work[index] = wire.pack_work_item(index, input_object[1], slot.replay, slot.strict)
         slots.append(slot)
-        if slot.recorded is not None and slot.recorded.raised_digest is not None:
-            break  # a loop would stop at this recorded exception: nothing after it runs
     results: dict[int, tuple[Node, bytes | None]] = {}
     if work:
         objects: dict[str, bytes] = {}
@@ -217,4 +216,4 @@ def replay_many(
     finally:
         async_result.forget()
     store = runtime.store()
-    return [tree.load(store, d).invocation() for d in digests]
+    return [tree.load(store, d).invocation(store) for d in digests]

@@ -270,8 +270,9 @@ class Flow:
             raise FlowWaiting(
                 f"flow {self.id} has not recorded anything yet (status {record.status})"
             )
+        # The invocation remembers the flow's store: it works with no store active.
         with self._store:
-            return tree.load(self._store, record.head).invocation()
+            return tree.load(self._store, record.head).invocation(self._store)
 
     def result(self, timeout: float | None = None) -> Any:
         """The output; waits up to ``timeout`` s. ``FlowFailed``/``FlowWaiting`` otherwise."""

@@ -150,7 +150,7 @@ def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation
                 id=rid,
                 flow_id=flow_id,
                 requested_type=type_name(request.requested_type),
-                for_value=str(request.for_value()),
+                for_value=str(request.requested_for),
                 context=None if request.context is None else str(request.context),
                 invocation=invocation.digest,
                 path=list(path),

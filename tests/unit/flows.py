@@ -409,6 +409,27 @@ class Stringify(enact.Invokable):
         return value if self.broken else str(value)
 
 
+@enact.typed_invokable(int, str)
+@dataclasses.dataclass
+class FailsTyped(enact.Invokable):
+    """A typed invokable that raises: an exception override must give it a str."""
+
+    def call(self, value):  # noqa: ANN001, ANN201 (types come from typed_invokable)
+        count("FailsTyped")
+        raise ValueError(f"no {value}")
+
+
+@enact.register
+def calls_fails_typed(value: int) -> Any:
+    return FailsTyped()(value)
+
+
+@enact.register
+def stringify_via(value: Any, broken: bool = False) -> Any:
+    """Calls ``Stringify`` as a child, where its types are checked."""
+    return Stringify(broken)(value)
+
+
 @enact.register
 @dataclasses.dataclass
 class AskInvokable(enact.Invokable[str, int]):

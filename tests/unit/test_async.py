@@ -32,12 +32,12 @@ def test_invoke_async_records_async_and_sync_children(store: enact.Store) -> Non
     assert [p for p, _ in inv.walk()] == [(), (0,), (1,), (2,), (2, 0), (2, 1)]
     assert inv.get_output() == sum(outputs(inv))
     assert enact.invocation_summary(inv, show_output=False).splitlines() == [
-        "->mixed_async()",
-        "  ->roll_die(6)",
-        "  ->roll_die_async(6)",
-        "  ->sequential_async(2)",
-        "    ->roll_die_async(6)",
-        "    ->roll_die_async(6)",
+        "->mixed_async() ",  # 0.4's separating space stays when the output is not shown
+        "  ->roll_die(6) ",
+        "  ->roll_die_async(6) ",
+        "  ->sequential_async(2) ",
+        "    ->roll_die_async(6) ",
+        "    ->roll_die_async(6) ",
     ]
 
 

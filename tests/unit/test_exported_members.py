@@ -33,12 +33,16 @@ API_SECTIONS = {
 }
 API_NAMES = {name for names in API_SECTIONS.values() for name in names.split()}
 
-# Public beyond the API page, on purpose: the error families of errors.py and a few
-# names the implementation documents. Adding a name to enact means adding it here.
+# Public beyond the API page, on purpose: the error families of errors.py, a few
+# names the implementation documents, and names enact 0.4 had at the top level
+# (FieldValue ... TypeWrapperBase). Adding a name to enact means adding it here.
 EXTRA_NAMES = {
     "AnswerTypeError", "CallArgs", "ConfigError", "ConflictError", "CycleError",
     "EnactError", "InputError", "InvalidRegistration", "MemoryBackend", "MsgpackSerializer",
     "ObjectCorrupt", "ObjectMissing", "StoreError", "StoreUnavailable", "UnknownInputRequest",
+    "FieldValue", "InvocationBuildFailure", "InvocationError", "InvokableTypeError",
+    "MissingWrapperError", "NoActiveStore", "ResourceDict", "ResourceDictValue",
+    "TypeWrapperBase",
 }  # fmt: skip
 
 

@@ -115,12 +115,24 @@ def test_registering_a_bound_method_is_a_value_error() -> None:
         enact.register([].append)  # a bound built-in method
 
 
-def test_registering_a_resource_that_is_not_a_dataclass_fails() -> None:
-    class NotADataclass(enact.Resource):
+def test_a_subclass_without_its_own_dataclass_inherits_its_fields() -> None:
+    """As in enact 0.4: ``Resource`` is a dataclass, so a subclass that is not decorated
+    again registers fine and has the fields it inherits (here none)."""
+
+    @enact.register
+    class NoFields(enact.Resource):
         pass
 
-    with pytest.raises(enact.RegistryError, match="NotADataclass.*dataclass"):
-        enact.register(NotADataclass)
+    @enact.register
+    class MoreOfPlain(Plain):
+        pass
+
+    assert NoFields.field_names() == () and NoFields() == NoFields()
+    assert repr(NoFields()).endswith("NoFields()")
+    assert MoreOfPlain.field_names() == ("x",)
+    with enact.InMemoryStore() as store:
+        assert store.commit(NoFields()).checkout() == NoFields()
+        assert store.commit(MoreOfPlain(3)).checkout() == MoreOfPlain(3)
 
 
 def test_registering_a_wrapper_whose_wrapped_type_is_not_a_type_fails() -> None:
@@ -192,10 +204,10 @@ def test_invokable_call_with_two_parameters_is_rejected() -> None:
 def test_typed_invokable_checks_input_and_output() -> None:
     with enact.InMemoryStore():
         assert enact.invoke(Stringify(), (3,)).get_output() == "3"
-        with pytest.raises(TypeError, match="int"):
-            enact.invoke(Stringify(), ("three",))
-        with pytest.raises(TypeError, match="str"):
-            enact.invoke(Stringify(wrong_output=True), (3,))
+    with pytest.raises(TypeError, match="int"):
+        Stringify()("three")
+    with pytest.raises(TypeError, match="str"):
+        Stringify(wrong_output=True)(3)
 
 
 # Type keys and distributions -----------------------------------------------------
@@ -205,26 +217,53 @@ def test_type_keys_are_module_and_qualified_name() -> None:
     assert Plain.type_id() == f"{__name__}.Plain"
     key = Plain.type_key()
     assert isinstance(key, enact.TypeKey) and key.name == Plain.type_id()
-    assert enact.__version__ not in key.name
+    assert key.type_id() == key.name and enact.__version__ not in key.name
     assert enact.Ref.type_id() == "enact.refs.Ref"
-    assert enact.TypeDescriptor(key, ("x",)) == Plain.type_descriptor()
-
-
-def test_register_distribution_uses_the_longest_prefix() -> None:
-    enact.register_distribution("enact_test_pkg", "pkg", "1.0")
-    enact.register_distribution("enact_test_pkg.sub", "pkg-sub", "2.0")
-    assert enact.get_distribution_key("enact_test_pkg") == enact.DistributionKey("pkg", "1.0")
-    assert enact.get_distribution_key("enact_test_pkg.mod") == enact.DistributionKey("pkg", "1.0")
-    assert enact.get_distribution_key("enact_test_pkg.sub.x") == enact.DistributionKey(
-        "pkg-sub", "2.0"
+    # enact's own types carry enact's distribution (information only, never hashed).
+    assert enact.Ref.type_key().distribution_key == enact.DistributionKey(
+        "enact", enact.__version__
     )
-    assert enact.get_distribution_key("enact_test_pkgx") is None
-    assert enact.get_distribution_key("unrelated") is None
+    assert enact.TypeKey.from_dict(key.as_dict()) == key
+    assert list(Plain.field_descriptors()) == [enact.types.Int()]
 
 
-def test_get_path_distribution_key(tmp_path: Path) -> None:
-    key = enact.get_path_distribution_key(msgpack.__file__)
+def test_distribution_registry_maps_directories_and_files(tmp_path: Path) -> None:
+    registry = enact.distribution_registry.DistributionRegistry()
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    registry.register_distribution("pkg", "1.0", str(tmp_path / "pkg"))
+    registry.register_distribution("pkg-sub", "2.0", str(tmp_path / "pkg" / "sub"))
+    key = registry.get_path_distribution_key
+    assert key(str(tmp_path / "pkg" / "mod.py")) == enact.DistributionKey("pkg", "1.0")
+    assert key(str(tmp_path / "pkg" / "sub" / "x.py")) == enact.DistributionKey("pkg-sub", "2.0")
+    assert key(str(tmp_path / "pkgx" / "mod.py")) is None
+    assert registry.get_distribution_key(int) is None  # built-ins have no file
+    assert registry.is_registered("pkg") and not registry.is_registered("other")
+
+
+def test_distribution_registry_reads_installed_metadata() -> None:
+    registry = enact.distribution_registry.DistributionRegistry()
+    key = registry.register_distribution("msgpack")
     assert key == enact.DistributionKey("msgpack", importlib.metadata.version("msgpack"))
-    stray = tmp_path / "__init__.py"
-    stray.write_text("")
-    assert enact.get_path_distribution_key(str(stray)) is None
+    assert registry.get_path_distribution_key(msgpack.__file__) == key
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        registry.register_distribution("no-such-distribution-for-enact")
+    # The running enact is found where it was imported from, however it was installed.
+    registry.register_distribution("enact")
+    assert registry.get_distribution_key(enact.ResourceBase) == enact.DistributionKey(
+        "enact", importlib.metadata.version("enact")
+    )
+
+
+def test_registration_records_the_distribution_of_a_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = enact.distribution_registry.DistributionRegistry()
+    monkeypatch.setattr(enact.distribution_registry, "registry", lambda: registry)
+    registry.register_distribution("enact-tests", "0.0.1", str(Path(__file__).parent))
+
+    class Local(enact.Resource):
+        pass
+
+    assert Local.type_distribution_key() is None
+    enact.register(Local)
+    assert Local.type_key().distribution_key == enact.DistributionKey("enact-tests", "0.0.1")

@@ -378,22 +378,23 @@ def test_resource_interface() -> None:
     assert MyResource.type_id() == f"{__name__}.MyResource"
     assert MyResource.type_key().name == MyResource.type_id()
     assert str(MyResource.type_key()) == MyResource.type_id()
-    descriptor = MyResource.type_descriptor()
-    assert descriptor.type_key == MyResource.type_key()
-    assert descriptor.field_names == ("x", "y")
+    assert list(MyResource.field_descriptors()) == [enact.types.Int(), enact.types.List()]
     assert isinstance(value, enact.ResourceBase)
 
 
 def test_to_resource_dict() -> None:
-    assert Box([Point(1, 2), (3,)]).to_resource_dict() == {
-        "type": Box.type_id(),
-        "fields": {
-            "value": [
-                {"type": Point.type_id(), "fields": {"x": 1, "y": 2}},
-                {"type": "enact.wrappers.TupleWrapper", "fields": {"values": [3]}},
-            ]
-        },
+    """0.4's view: a dict of field values tagged with the type; it digests like the resource."""
+    value = Box([Point(1, 2), (3,)])
+    as_dict = value.to_resource_dict()
+    assert isinstance(as_dict, enact.ResourceDict) and as_dict.type_info == Box.type_key()
+    assert as_dict == {
+        "value": [{"x": 1, "y": 2}, {"value": [3]}],
     }
+    point, wrapped = as_dict["value"]
+    assert point.type_info == Point.type_key()
+    assert wrapped.type_info.name == "enact.wrappers.TupleWrapper"
+    assert enact.digests.digest(as_dict) == enact.resource_digest(value)
+    assert enact.resource_registry.from_resource_dict(as_dict) == value
 
 
 def test_resource_set_from_updates_in_place() -> None:
@@ -464,7 +465,7 @@ def test_hand_written_resource_base_subclass(store: enact.Store) -> None:
     out = _roundtrip(store, value)
     assert out == value and type(out.b) is Handmade
     assert list(value.field_items()) == [("a", [1, (2,)]), ("b", value.b)]
-    assert value.to_resource_dict()["type"] == Handmade.type_id()
+    assert value.to_resource_dict().type_info.name == Handmade.type_id()
     target = Handmade(0, 0)
     target.set_from(value)
     assert target == value
@@ -474,20 +475,26 @@ def test_hand_written_resource_base_subclass(store: enact.Store) -> None:
 
 
 def test_wrap_and_unwrap() -> None:
-    assert enact.wrap(5) == 5
-    assert enact.wrap([1]) == [1]
+    """0.4's rule: ``wrap`` gives a resource for every value; plain values get a wrapper
+    that digests like the value itself."""
+    assert enact.wrap(5) == enact.resource_registry.IntWrapper(5)
+    assert enact.wrap([1]) == enact.resource_registry.ListWrapper([1])
+    assert enact.resource_digest(enact.wrap([1, (2,)])) == enact.resource_digest([1, (2,)])
     assert enact.wrap(Point(1, 2)) == Point(1, 2)
-    assert enact.wrap(Point) is Point
+    assert isinstance(enact.wrap(Point), enact.resource_registry.ResourceTypeWrapper)
+    assert enact.unwrap(enact.wrap(Point)) is Point
     wrapped = enact.wrap(Die(3))
     assert wrapped == DieWrapper(3)
     assert enact.unwrap(wrapped).sides == 3
     assert enact.unwrap(5) == 5
     assert enact.unwrap(enact.wrap((1, 2))) == (1, 2)
     assert enact.unwrap(enact.wrap({1, 2})) == {1, 2}
-    assert enact.to_python_type is enact.unwrap
-    assert enact.from_python_type is enact.wrap
-    with pytest.raises(enact.FieldTypeError, match="Opaque"):
+    assert enact.to_python_type(enact.types.Int()) is int
+    assert enact.from_python_type(int) == enact.types.Int()
+    with pytest.raises(enact.MissingWrapperError, match="Opaque"):
         enact.wrap(Opaque())
+    with pytest.raises(enact.MissingWrapperError, match="Opaque"):
+        enact.wrap(Opaque)
 
 
 def test_deepcopy_is_independent() -> None:
