@@ -4,11 +4,11 @@ This module is the public API; everything here is re-exported from the modules
 that implement it.
 """
 
-from enact import engine as _engine  # noqa: F401  (gives Invocation its engine methods)
 # enact 0.4's module paths, importable as attributes of the package too.
 from enact import acyclic as acyclic
 from enact import contexts as contexts
 from enact import digests as digests
+from enact import engine as _engine  # noqa: F401  (gives Invocation its engine methods)
 from enact import function_wrappers as function_wrappers
 from enact import interfaces as interfaces
 from enact import invocation_generators as invocation_generators

@@ -52,6 +52,7 @@ from typing import (
 
 from enact.digests import is_digest, verify
 from enact.errors import ConfigError
+
 # enact 0.4's backend queries and the type-metadata types (memory and file stores).
 from enact.inspection import BackendQueries
 from enact.redaction import redact, redact_url, safe_cause

@@ -558,9 +558,10 @@ def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | No
     if expected is not None:
         output = session.store.checkout_value(result.digest)
         if not matches_type(output, expected):
+            call = frame.describe(spec.invokable_digest, spec.input_digest)
             raise InvokableTypeError(
                 f"the exception override {output!r} is not of the output type "
-                f"{type_name(expected)} of {frame.describe(spec.invokable_digest, spec.input_digest)}"
+                f"{type_name(expected)} of {call}"
             )
     node = tree.build(
         session.objects, recorded.request_digest, recorded.invokable_digest,

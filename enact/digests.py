@@ -11,7 +11,7 @@ import hashlib
 import re
 from typing import Any, Callable
 
-from enact.errors import ObjectCorrupt
+from enact.errors import EnactError, ObjectCorrupt
 
 DIGEST_LENGTH = 64
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -50,6 +50,7 @@ _pack_value: Callable[[Any], bytes] | None = None
 
 
 def install_value_packer(pack: Callable[[Any], bytes]) -> None:
+    """Set the encoder ``digest`` uses (``enact.serialization`` installs it on import)."""
     global _pack_value
     _pack_value = pack
 
@@ -59,5 +60,6 @@ def digest(value: Any) -> str:
 
     Equal to the ref id a store gives the value (``resource_digest``).
     """
-    assert _pack_value is not None, "enact.serialization installs the encoder on import"
+    if _pack_value is None:
+        raise EnactError("enact.serialization is not loaded: import enact first")
     return digest_bytes(_pack_value(value))

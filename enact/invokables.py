@@ -159,7 +159,6 @@ class BoundFunction:
     def __init__(self, function: Function, instance: Any) -> None:
         self.function = function
         self.instance = instance
-        self.__self__ = instance
         self.__func__ = function
         self.__name__ = function.fn.__name__
         self.__qualname__ = function.fn.__qualname__

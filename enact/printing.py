@@ -33,6 +33,7 @@ from enact.resources import ResourceBase
 from enact.serialization import unpack_value
 from enact.store import Store
 from enact.types import PRIMITIVES
+from enact.wrappers import FrozenSetWrapper, SetWrapper, TupleWrapper
 
 
 def _printed(value: Any, text: Any = repr) -> str:
@@ -166,6 +167,12 @@ class PPValue:
 
 Formatter = Callable[[Any, int], PPValue]
 
+# Fields printed under enact 0.4's name where ours differs because the stored name
+# must not change (see ``enact.wrappers._Elements``).
+_FIELD_LABELS: dict[type, dict[str, str]] = {
+    cls: {"values": "value"} for cls in (TupleWrapper, SetWrapper, FrozenSetWrapper)
+}
+
 
 class PPrinter:
     """Formats values as ``PPValue`` trees; ``register`` adds a formatter for a type."""
@@ -216,6 +223,9 @@ class PPrinter:
     def from_resource(self, value: ResourceBase, depth: int) -> PPValue:
         name = type(value).__name__
         fields = list(value.field_items())
+        labels = _FIELD_LABELS.get(type(value))
+        if labels is not None:
+            fields = [(labels.get(k, k), v) for k, v in fields]
         if all(isinstance(v, PRIMITIVES) for _, v in fields):
             inner = ", ".join(f"{k}={self.primitive_to_str(v)}" for k, v in fields)
             return PPValue(f"{name}({inner})")

@@ -34,7 +34,6 @@ from msgpack import ExtType
 from enact.digests import digest_bytes, is_digest
 from enact.errors import DeserializationError
 from enact.records import Invocation, Request, Response, expect_record
-from enact.refs import Ref
 from enact.registry import shown
 from enact.serialization import EXT_REF, EXT_RESOURCE, pack_encoded, unpack_value
 from enact.store import Store

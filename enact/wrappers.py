@@ -36,10 +36,27 @@ class TypeWrapper(TypeWrapperBase[T], Resource):
     exact_type_only = False
 
 
+class _Elements:
+    """What the tuple and set wrappers share: one field, ``values``, the elements
+    (sets in canonical order).
+
+    enact 0.4 named this field ``value``. The name is part of the stored record, and
+    so of the digest of every tuple and set ever stored, so it stays ``values``;
+    ``value`` reads it as in 0.4, and ``pformat`` prints it as 0.4 did.
+    """
+
+    values: list
+
+    @property
+    def value(self) -> list:
+        """The elements (enact 0.4's name for ``values``)."""
+        return self.values
+
+
 @register
 @dataclass(frozen=True)
-class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
-    value: list
+class TupleWrapper(_Elements, TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
+    values: list
 
     exact_type_only = True
 
@@ -55,10 +72,10 @@ class TupleWrapper(TypeWrapper[tuple], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: tuple) -> TupleWrapper:
         return cls(list(value))
 
-    _enact_field_types = {"value": list}
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> tuple:
-        return tuple(self.value)
+        return tuple(self.values)
 
 
 def _canonical_order(values: Any) -> list:
@@ -68,8 +85,8 @@ def _canonical_order(values: Any) -> list:
 
 @register
 @dataclass(frozen=True)
-class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
-    value: list
+class SetWrapper(_Elements, TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
+    values: list
 
     exact_type_only = True
 
@@ -81,10 +98,10 @@ class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
     def wrap(cls, value: set) -> SetWrapper:
         return cls(_canonical_order(value))
 
-    _enact_field_types = {"value": list}
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> set:
-        return set(self.value)
+        return set(self.values)
 
     @classmethod
     def set_wrapped_value(cls, target: set, src: set) -> None:
@@ -94,8 +111,8 @@ class SetWrapper(TypeWrapper[set], ImmutableResource):  # type: ignore[misc]
 
 @register
 @dataclass(frozen=True)
-class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: ignore[misc]
-    value: list
+class FrozenSetWrapper(_Elements, TypeWrapper[frozenset], ImmutableResource):  # type: ignore[misc]
+    values: list
 
     exact_type_only = True
 
@@ -111,10 +128,10 @@ class FrozenSetWrapper(TypeWrapper[frozenset], ImmutableResource):  # type: igno
     def wrap(cls, value: frozenset) -> FrozenSetWrapper:
         return cls(_canonical_order(value))
 
-    _enact_field_types = {"value": list}
+    _enact_field_types = {"values": list}
 
     def unwrap(self) -> frozenset:
-        return frozenset(self.value)
+        return frozenset(self.values)
 
 
 @register

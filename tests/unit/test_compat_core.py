@@ -15,7 +15,7 @@ import pytest
 
 import enact
 from enact import contexts, field_values, inspection, type_inference, types
-from enact.store import active_store, store_for
+from enact.context import active_store, store_for
 
 
 @pytest.fixture

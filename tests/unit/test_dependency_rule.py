@@ -3,9 +3,10 @@
 Every ``import`` statement of every module under ``enact/`` is read with ``ast``:
 top-level ones, those inside functions, and those under ``if TYPE_CHECKING:``.
 
-* Core modules (``enact/*.py`` but ``__init__.py``, the public door, and ``cli.py``,
-  the command, which both sit on top of everything) never import ``enact.stores``
-  or ``enact.worker``.
+* Core modules (``enact/*.py`` but ``__init__.py``, the public door,
+  ``references.py``, enact 0.4's door to refs and backends, and ``cli.py``, the
+  command, which sit on top of everything) never import ``enact.stores`` or
+  ``enact.worker``.
 * Stores import only ``enact.backend``, ``enact.errors`` and each other.
 * Core modules import only modules below them in ``CORE_LAYERS``; together with the
   rules above, the runtime imports of the whole package form no cycle (also checked
@@ -30,14 +31,22 @@ FORBIDDEN = ("celery", "boto3", "botocore", "redis", "kombu")
 # The core, bottom to top: a core module imports only modules listed before it.
 CORE_LAYERS = [
     "enact.errors",
+    "enact.types",  # type keys and descriptors (enact 0.4's enact.types)
+    "enact.version",
     "enact.digests",
     "enact.redaction",
     "enact.context",
+    "enact.contexts",  # enact 0.4's context classes
+    "enact.acyclic",
+    "enact.distribution_registry",
     "enact.resources",
     "enact.registry",
+    "enact.type_inference",
     "enact.refs",
     "enact.serialization",
     "enact.wrappers",
+    "enact.field_values",  # 0.4's value model: ResourceDict, field values, wrap/unwrap
+    "enact.inspection",  # links and type ids read without decoding; 0.4's store queries
     "enact.backend",
     "enact.config",
     "enact.store",
@@ -51,10 +60,23 @@ CORE_LAYERS = [
     "enact.replay",
     "enact.requests",
     "enact.engine",
+    # enact 0.4's module paths: thin modules over the core, nothing imports them
+    "enact.utils",
+    "enact.interfaces",
+    "enact.function_wrappers",
+    "enact.invocation_generators",
+    "enact.invocations",
+    "enact.pretty_print",
+    "enact.registration",
+    "enact.resource_digests",
+    "enact.resource_registry",
+    "enact.type_wrappers",
 ]
 # Above the core, stores and worker: the public door (which also registers the
-# backends) and the command line (whose cluster commands load the worker lazily).
-TOP = ("enact", "enact.cli")
+# backends), enact 0.4's ``enact.references`` (a second door: it re-exports the
+# file and memory backends) and the command line (whose cluster commands load
+# the worker lazily).
+TOP = ("enact", "enact.references", "enact.cli")
 # Optional dependencies (extras), and the enact modules that need them: the only
 # things a function may import lazily.
 OPTIONAL = ("celery", "kombu", "redis", "boto3", "botocore", "enact.worker")

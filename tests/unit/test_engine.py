@@ -1,8 +1,8 @@
 """The call engine's public interface (docs/engine.md): Run, checkpoints and child slots.
 
-``enact.worker.map`` drives the slots. When the record holds every item (complete),
-map runs nothing remotely, so these tests need no cluster; the worker tests run
-map against real workers.
+``enact.worker.map`` drives the slots. When the record holds every item and each
+returned (or an exception override gives its output), map runs nothing remotely,
+so these tests need no cluster; the worker tests run map against real workers.
 """
 
 from __future__ import annotations
@@ -67,20 +67,34 @@ def test_map_reuses_every_recorded_call_like_a_loop(store: enact.Store) -> None:
     assert replayed.digest == recorded.digest  # the same record as the loop made
 
 
-def test_map_releases_the_slots_after_a_call_that_raised(store: enact.Store) -> None:
-    _program("loop", [2, -1, 3])
+def test_map_takes_an_exception_override_exactly_as_a_loop_does(store: enact.Store) -> None:
+    """A recorded item that raised is run again on replay (so ``map`` sends it to a
+    worker again: tests/worker/test_worker.py), unless the replay's exception
+    override gives its output; then it is reused, and recorded as returning it, by
+    ``map`` exactly as by a loop."""
+    _program("loop", [2, -1])
     with pytest.raises(ValueError, match="no square of -1") as looped:
         enact.invoke(flows.squares)
     recorded = looped.value.invocation  # type: ignore[attr-defined]
-    _program("map", [2, -1, 3])
-    with pytest.raises(ValueError, match="no square of -1") as mapped:
-        enact.invoke(flows.squares, replay_from=recorded.rewind(0))
-    replayed = mapped.value.invocation  # type: ignore[attr-defined]
-    assert flows.CALLS["square"] == 2  # the recorded run; map reused both
-    assert enact.invocation_summary(replayed) == enact.invocation_summary(recorded)
-    assert replayed.digest == recorded.digest
-    assert [c.get_raised_here() for c in replayed.get_children()] == [False, True]
-    assert not replayed.get_raised_here()  # the exception passed through squares()
+    seen: list[Any] = []
+
+    def override(raised: enact.Ref[Any]) -> enact.Ref[Any]:
+        seen.append(raised())
+        return enact.commit(-1)
+
+    replays = {}
+    for mode in ("loop", "map"):
+        _program(mode, [2, -1])
+        replays[mode] = enact.invoke(
+            flows.squares, replay_from=recorded.rewind(0), exception_override=override
+        )
+    assert flows.CALLS["square"] == 2  # the recorded run only: both replays ran nothing
+    assert [str(e) for e in seen] == ["ValueError: no square of -1 today"] * 2
+    loop, mapped = replays["loop"], replays["map"]
+    assert mapped.get_output() == loop.get_output() == [4, -1]
+    assert mapped.digest == loop.digest
+    assert enact.invocation_summary(mapped) == enact.invocation_summary(loop)
+    assert [c.successful() for c in mapped.get_children()] == [True, True]
 
 
 def test_a_slot_neither_filled_nor_released_keeps_the_parent_from_finishing(

@@ -24,6 +24,18 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "store-v1"
 MANIFEST: dict[str, Any] = json.loads((FIXTURE / "manifest.json").read_text())
 CASES: dict[str, dict[str, str]] = MANIFEST["cases"]
 
+# The summaries the manifest holds, except where printing changed on purpose since:
+# issue 12 prints string arguments and outputs with ``str``, as enact 0.4 does (the
+# records, and so what they decode to, are the same).
+PRINTED_SINCE = {
+    "kwargs": "->uses_kwargs(2, label=x, scale=3) = x30\n  ->roll(6) = 5",
+    "refused": "->refuse(not today) raised Refused: reason='not today'\n  ->roll(6) = 6",
+}
+
+
+def _summary(name: str) -> str:
+    return PRINTED_SINCE.get(name, CASES[name]["summary"])
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> enact.Store:
@@ -49,7 +61,7 @@ def test_every_stored_object_verifies_decodes_and_encodes_to_the_same_bytes(
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_recorded_case_prints_as_it_did(store: enact.Store, name: str) -> None:
     with store:
-        assert enact.invocation_summary(_invocation(store, name)) == CASES[name]["summary"]
+        assert enact.invocation_summary(_invocation(store, name)) == _summary(name)
 
 
 def test_committed_values_read_back(store: enact.Store) -> None:
@@ -105,7 +117,7 @@ def test_todays_code_writes_the_same_objects(tmp_path: Path, store: enact.Store)
     # are enact's own code: only the records of the call that raised one may differ.
     with_traceback = "failed"
     for name, case in manifest["cases"].items():
-        assert case["summary"] == CASES[name]["summary"]
+        assert case["summary"] == _summary(name)
         if name != with_traceback:
             assert case["digest"] == CASES[name]["digest"], name
     written = enact.FileStore(tmp_path / "new" / "store")

@@ -388,7 +388,7 @@ def test_to_resource_dict() -> None:
     as_dict = value.to_resource_dict()
     assert isinstance(as_dict, enact.ResourceDict) and as_dict.type_info == Box.type_key()
     assert as_dict == {
-        "value": [{"x": 1, "y": 2}, {"value": [3]}],
+        "value": [{"x": 1, "y": 2}, {"values": [3]}],
     }
     point, wrapped = as_dict["value"]
     assert point.type_info == Point.type_key()

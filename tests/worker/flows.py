@@ -95,6 +95,25 @@ def fan_out_rolls(n: int) -> list:
     return enact.worker.map(two_rolls, range(n))
 
 
+@enact.register
+def flaky_item(x: int) -> int:
+    """Rolls (a recorded child), then fails if ``x`` is listed in the file named by
+    ``ENACT_TEST_FAIL_FILE``: a test makes an item fail, then lets it succeed."""
+    _mark(f"flaky_item{x}")
+    roll = marked_roll(6)
+    path = os.environ.get("ENACT_TEST_FAIL_FILE")
+    if path and os.path.exists(path) and str(x) in open(path).read().split():
+        raise ValueError(f"item {x} failed")
+    return x * 10 + roll
+
+
+@enact.register
+def fan_out_flaky(n: int) -> list:
+    import enact.worker
+
+    return enact.worker.map(flaky_item, range(n))
+
+
 # Many tracked calls in one worker process, and what its memory looks like after.
 
 

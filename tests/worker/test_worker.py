@@ -228,6 +228,54 @@ def test_map_replays_an_incomplete_recorded_call_on_a_worker(workers, cluster_en
     assert len(side_channel.read_text().splitlines()) == 9
 
 
+def test_map_sends_a_recorded_call_that_raised_again_on_replay(workers, cluster_env, tmp_path):
+    """Replay reuses recorded calls that returned and runs again those that raised
+    (enact 0.4's rule); inside ``map`` the item that raised is sent to a worker again,
+    replaying its own recorded children there, as a loop's replay would run it."""
+    side_channel = tmp_path / "executions.txt"
+    fail_file = tmp_path / "fail.txt"
+    fail_file.write_text("2")
+    workers.env = dict(
+        cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel), ENACT_TEST_FAIL_FILE=str(fail_file)
+    )
+    workers.start("w", concurrency=4)
+    flow = enact.worker.submit(flows.fan_out_flaky, 4)
+    assert flow.wait(60) == "failed"
+    assert "item 2 failed" in flow.record().error
+
+    def runs() -> collections.Counter[str]:
+        lines = side_channel.read_text().splitlines()
+        return collections.Counter(line.split()[0] for line in lines)
+
+    # All four items ran (in parallel); the record ends at the item that raised, as a
+    # loop's would: the slot of item 3 was given back.
+    assert runs() == {f"flaky_item{x}": 1 for x in range(4)} | {"marked_roll": 4}
+    store = runtime.store()
+    with store:
+        failed = flow.invocation()
+        old = failed.get_children()
+        assert [c.get_input().args for c in old] == [[0], [1], [2]]
+        assert [c.successful() for c in old] == [True, True, False]
+        assert old[2].get_raised_here()
+        old_roll = old[2].get_children()[0]
+
+    fail_file.write_text("")  # item 2 would now succeed
+    [replayed] = enact.worker.replay_many(failed, 1, timeout=60)
+    with store:
+        new = replayed.get_children()
+        assert [c.digest for c in new[:2]] == [c.digest for c in old[:2]]  # reused
+        assert new[2].digest != old[2].digest and new[2].successful()
+        # The item ran again on a worker, replaying its recorded roll.
+        assert new[2].get_children()[0].digest == old_roll.digest
+        assert replayed.get_output() == [
+            x * 10 + new[x].get_children()[0].get_output() for x in range(4)
+        ]
+    # Items 0 and 1 were not sent; item 2 ran again without rolling again; item 3 is new.
+    assert runs() == {
+        "flaky_item0": 1, "flaky_item1": 1, "flaky_item2": 2, "flaky_item3": 2, "marked_roll": 5
+    }
+
+
 def test_a_worker_running_100000_tracked_calls_keeps_a_bounded_node_cache(workers):
     workers.start("w", concurrency=2)
     before = enact.worker.submit(flows.worker_memory)
