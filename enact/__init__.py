@@ -4,11 +4,14 @@ This module is the public API; everything here is re-exported from the modules
 that implement it.
 """
 
-# enact 0.4's module paths, importable as attributes of the package too.
+import sys
+
+# enact 0.4's module paths are importable as attributes of the package too; importing
+# enact.engine gives Invocation its engine methods.
 from enact import acyclic as acyclic
 from enact import contexts as contexts
 from enact import digests as digests
-from enact import engine as _engine  # noqa: F401  (gives Invocation its engine methods)
+from enact import engine as _engine  # noqa: F401
 from enact import function_wrappers as function_wrappers
 from enact import interfaces as interfaces
 from enact import invocation_generators as invocation_generators
@@ -110,6 +113,12 @@ from enact.version import __version__ as __version__
 from enact.wrappers import TypeWrapper, deepcopy
 
 InMemoryBackend = MemoryBackend
+
+# enact's own package may be stored as a value and loaded back by name, as in enact
+# 0.4 (stored data names only registered modules, issue 9): loading it runs no code
+# that is not running already. Its submodules and every other module stay unloadable
+# unless registered with ``enact.register(module)``.
+Registry.get().register_module(sys.modules[__name__])
 
 __all__ = [
     "AnswerTypeError",

@@ -146,6 +146,7 @@ class Rejected(enact.ExceptionResource):
 
 @enact.register
 def reject(reason: str) -> int:
+    count("reject")
     raise Rejected(reason, 7)
 
 
@@ -496,6 +497,7 @@ async def never_awaits_child() -> int:
 
 @enact.register
 async def fail_async(message: str) -> int:
+    count("fail_async")
     await asyncio.sleep(0)
     raise ValueError(message)
 

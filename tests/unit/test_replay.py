@@ -6,6 +6,7 @@ replay re-executed exactly the rewound calls and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 from typing import Any, Iterator
 
@@ -112,6 +113,28 @@ def test_replay_retries_recorded_exceptions(store: enact.Store) -> None:
     assert replayed.get_child(0) == rewound.get_child(0)
     assert replayed.get_child(1).get_raised_here() is True
     assert replayed.replay(wrap_exceptions=True) == replayed
+
+
+def test_replay_runs_again_every_kind_of_recorded_exception(store: enact.Store) -> None:
+    """An ``ExceptionResource``, an input request and an exception raised in async code
+    are retried too; the calls that returned before them are reused."""
+    rejected = enact.invoke(flows.calls_reject, ("no",))
+    waiting = enact.invoke(flows.ask_then_roll)
+    [(path, _)] = waiting.pending_input_requests()
+    failed_async = asyncio.run(
+        enact.invoke_async(flows.calls_fail_async, ("async boom",), wrap_exceptions=True)
+    )
+    flows.CALLS.clear()
+    again = rejected.replay()
+    assert flows.CALLS == {"reject": 1}  # its roll was reused
+    assert again.get_raised() == flows.Rejected("no", 7) and again.digest == rejected.digest
+    asked_again = waiting.replay()
+    assert flows.CALLS == {"reject": 1}  # the two rolls before the request were reused
+    assert [p for p, _ in asked_again.pending_input_requests()] == [path]
+    replayed_async = asyncio.run(failed_async.replay_async(wrap_exceptions=True))
+    assert flows.CALLS == {"reject": 1, "fail_async": 1}  # roll_die_async was reused
+    assert replayed_async.get_raised().str_representation == "async boom"
+    assert replayed_async.get_child(0) == failed_async.get_child(0)
 
 
 def test_exception_override_turns_a_recorded_exception_into_an_output(

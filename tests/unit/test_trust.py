@@ -183,6 +183,23 @@ def test_register_accepts_enums_and_modules_but_still_no_plain_classes() -> None
         enact.register(type("Plain", (), {}))
 
 
+def test_the_enact_package_is_the_only_module_that_loads_without_being_registered(
+    store: enact.Store,
+) -> None:
+    """enact 0.4 stored any module; ours loads only registered ones, and its own package
+    (loading it runs nothing new). Its submodules and other modules are still refused."""
+    import json
+
+    import enact.calls
+    import enact.stores
+
+    with store:
+        assert enact.commit({"module": enact}).checkout()["module"] is enact
+        for module in (json, enact.calls, enact.stores):
+            with pytest.raises(enact.UnregisteredResource, match="is not registered"):
+                enact.commit(module).checkout()
+
+
 # The caller-side check of submit, map and replay_many ---------------------------------
 
 
