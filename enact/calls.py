@@ -173,8 +173,8 @@ class _Session:
     """One run: its options and the records it has not written yet."""
 
     __slots__ = (
-        "store", "cache", "objects", "strict", "exception_override", "on_step", "run",
-        "top", "last_checkpoint",
+        "store", "cache", "objects", "strict", "exception_override", "retry_raised",
+        "on_step", "run", "top", "last_checkpoint",
     )  # fmt: skip
 
     def __init__(
@@ -182,6 +182,7 @@ class _Session:
         store: Store,
         strict: bool,
         exception_override: ExceptionOverride | None,
+        retry_raised: bool,
         on_step: Callable[[Run], None] | None,
         run: Run,
     ) -> None:
@@ -190,6 +191,7 @@ class _Session:
         self.objects: dict[str, bytes] = {}
         self.strict = strict
         self.exception_override = exception_override
+        self.retry_raised = retry_raised
         self.on_step = on_step
         self.run = run
         # The frame of the top-level call running now (what a checkpoint records).
@@ -359,6 +361,13 @@ class Run:
     digests that those calls replay, in order (``invoke(replay_from=d)`` passes
     ``(d,)``). Records are written by ``flush`` (one batch) or ``checkpoint``.
     ``on_step(run)`` is called after each child of the top-level call finishes.
+
+    A recorded call that raised runs again (enact 0.4's replay: a replay retries
+    what failed), unless ``exception_override`` gives its output. With
+    ``retry_raised=False`` it is reused like a call that returned, raising its
+    recorded exception again: a run that *resumes* an execution (a flow after an
+    answer, or after its worker died) continues exactly where it stopped, whatever
+    its code caught.
     """
 
     def __init__(
@@ -368,10 +377,13 @@ class Run:
         replay: Sequence[str] = (),
         strict: bool = True,
         exception_override: ExceptionOverride | None = None,
+        retry_raised: bool = True,
         on_step: Callable[[Run], None] | None = None,
     ) -> None:
         self.store = store
-        self._session = _Session(store, strict, exception_override, on_step, self)
+        self._session = _Session(
+            store, strict, exception_override, retry_raised, on_step, self
+        )
         self._root = _Frame(self._session, list(replay) if replay else None, None, False)
         self._tokens: list[contextvars.Token] = []
 
@@ -534,18 +546,32 @@ def raised_exception(data: bytes) -> BaseException:
 def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | None:
     """The recorded node a call reuses without running, or ``None`` to run it (again).
 
-    A recorded call that returned is reused. One that raised runs again, replaying
-    its own recorded children (enact 0.4's replay), unless the run's
-    ``exception_override`` gives an output for an exception it raised itself: it
-    is then reused as having returned that output, and recorded so.
+    A recorded call that returned is reused; an incomplete one is entered. One that
+    raised runs again, replaying its own recorded children (enact 0.4's replay),
+    unless the run's ``exception_override`` gives an output for an exception it
+    raised itself (it is then reused as having returned that output, and recorded
+    so), or the run does not retry (``retry_raised=False``: it is reused, and raises
+    its recorded exception again).
     """
     if recorded is None or recorded.output_digest is not None:
         return recorded
-    session = frame.session
-    override = session.exception_override
-    if override is None or recorded.raised_digest is None or not recorded.raised_here:
+    if recorded.raised_digest is None:
         return None
-    raised: Ref[Any] = Ref(recorded.raised_digest)
+    session = frame.session
+    if session.exception_override is not None and recorded.raised_here:
+        overridden = _overridden(frame, spec, recorded, session.exception_override)
+        if overridden is not None:
+            return overridden
+    return None if session.retry_raised else recorded
+
+
+def _overridden(
+    frame: _Frame, spec: CallSpec, recorded: Node, override: ExceptionOverride
+) -> Node | None:
+    """``recorded`` (a call that raised) as returning what ``override`` gives instead
+    of its exception, or ``None`` if it gives nothing."""
+    session = frame.session
+    raised: Ref[Any] = Ref(recorded.raised_digest)  # type: ignore[arg-type]
     raised._store = session.store
     result = override(raised)
     if result is None:
@@ -575,7 +601,7 @@ def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | No
 def _reuse(
     frame: _Frame, slot: int, node: Node, spec: CallSpec, restore: Callable[..., None]
 ) -> Any:
-    """Return what a recorded child returned, without running it."""
+    """Return (or raise) what a recorded child returned (or raised), without running it."""
     frame.children[slot] = node
     store = frame.session.store
     if node.post_invokable_digest != node.invokable_digest:
@@ -801,13 +827,16 @@ async def _call_async(
 class Slot:
     """A child slot taken by ``reserve``, for a call that runs elsewhere.
 
-    ``recorded`` is a recorded node to reuse (the call returned: nothing to run);
-    otherwise the call must run and its node ``fill`` the slot, replaying ``replay``
-    (a recorded call that is incomplete or that raised, which runs again) if that
-    is set, with ``strict`` matching.
+    ``recorded`` is a recorded node to reuse (nothing to run): the call returned, or
+    it raised and the run does not retry it (``Run(retry_raised=False)``; a loop
+    stops there). Otherwise the call must run and its node ``fill`` the slot,
+    replaying ``replay`` (a recorded call that is incomplete, or that raised and runs
+    again) if that is set, with ``strict`` matching.
     """
 
-    __slots__ = ("_frame", "index", "recorded", "replay", "strict", "_cursor", "_diverged")
+    __slots__ = (
+        "_frame", "index", "recorded", "replay", "strict", "retry_raised", "_cursor", "_diverged"
+    )
 
     def __init__(self, frame: _Frame, index: int, cursor: int, diverged: bool) -> None:
         self._frame = frame
@@ -815,6 +844,7 @@ class Slot:
         self.recorded: Node | None = None
         self.replay: str | None = None
         self.strict = frame.session.strict
+        self.retry_raised = frame.session.retry_raised
         self._cursor = cursor
         self._diverged = diverged
 
@@ -839,7 +869,7 @@ def reserve(scope: _Frame, spec: CallSpec) -> Slot:
         slot.recorded = reused
         scope.children[slot.index] = reused
     elif recorded is not None:
-        slot.replay = recorded.digest  # incomplete, or it raised: run it again
+        slot.replay = recorded.digest  # incomplete, or it raised and is retried
     return slot
 
 

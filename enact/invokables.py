@@ -488,6 +488,7 @@ def as_callable(target: Any) -> Any:
 def _start(
     strict: bool,
     exception_override: ExceptionOverride | None,
+    retry_raised: bool,
     on_step: Any,
     replay_from: Invocation | str | None,
 ) -> Run:
@@ -499,6 +500,7 @@ def _start(
         replay=replay,
         strict=strict,
         exception_override=exception_override,
+        retry_raised=retry_raised,
         on_step=on_step,
     )
 
@@ -547,6 +549,7 @@ def invoke(
     strict: bool = True,
     commit: bool = True,
     on_step: Callable[[Run], None] | None = None,
+    retry_raised: bool = True,
 ) -> Invocation:
     """Call ``target`` and record the call tree in the current store.
 
@@ -558,12 +561,14 @@ def invoke(
     invocation (see ``Invocation.replay``); during such a replay, a recorded call
     that raised runs again, unless ``exception_override``, given a ``Ref`` to an
     exception a recorded call raised itself, returns a ``Ref`` to use as that
-    call's output. ``on_step(run)`` is called after each child of the call
+    call's output; with ``retry_raised=False`` such a call is reused instead,
+    raising its recorded exception again (resuming an execution rather than
+    retrying it). ``on_step(run)`` is called after each child of the call
     finishes (``enact.calls.Run``: a flow checkpoints there).
     """
     args, kwargs = _args(args, kwargs)
     callable_ = as_callable(target)
-    run = _start(strict, exception_override, on_step, replay_from)
+    run = _start(strict, exception_override, retry_raised, on_step, replay_from)
     error: BaseException | None = None
     with run:
         try:
@@ -589,11 +594,12 @@ async def invoke_async(
     strict: bool = True,
     commit: bool = True,
     on_step: Callable[[Run], None] | None = None,
+    retry_raised: bool = True,
 ) -> Invocation:
     """The ``async`` twin of ``invoke``; accepts sync and async targets."""
     args, kwargs = _args(args, kwargs)
     callable_ = as_callable(target)
-    run = _start(strict, exception_override, on_step, replay_from)
+    run = _start(strict, exception_override, retry_raised, on_step, replay_from)
     error: BaseException | None = None
     with run:
         try:

@@ -135,9 +135,10 @@ def _map_tracked(
 
     Every item is matched against the record first (a slot each): a recorded
     item that returned is reused, one that raised is sent again (replaying its
-    own recorded children), as a loop's replay runs it again. At a strict
-    divergence the items before it still run and are recorded, then the
-    ``ReplayError`` is raised, exactly as a loop would.
+    own recorded children), as a loop's replay runs it again; in a run that does
+    not retry (a resumed flow) it is reused, and nothing after it runs, as in a
+    loop. At a strict divergence the items before it still run and are recorded,
+    then the ``ReplayError`` is raised, exactly as a loop would.
     """
     reference = fn.reference_object()
     slots: list[calls.Slot] = []
@@ -153,8 +154,12 @@ def _map_tracked(
             break
         if slot.recorded is None:
             index = len(slots)
-            work[index] = wire.pack_work_item(index, input_object[1], slot.replay, slot.strict)
+            work[index] = wire.pack_work_item(
+                index, input_object[1], slot.replay, slot.strict, slot.retry_raised
+            )
         slots.append(slot)
+        if slot.recorded is not None and slot.recorded.raised_digest is not None:
+            break  # reused as raising (a resumed run): a loop would stop here too
     results: dict[int, tuple[Node, bytes | None]] = {}
     if work:
         objects: dict[str, bytes] = {}

@@ -69,6 +69,9 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
                 args,
                 kwargs,
                 replay_from=head,
+                # Resuming continues the execution where it stopped: a call that
+                # raised (and was caught) is reused, not run again.
+                retry_raised=False,
                 wrap_exceptions=True,
                 on_step=_checkpointer(table, flow_id),
             )
@@ -252,7 +255,12 @@ def _run_one(
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Run one call of a map as a top-level run: its row and its records (not written)."""
     replay_from = work["replay"]
-    run = calls.Run(store, replay=(replay_from,) if replay_from else (), strict=work["strict"])
+    run = calls.Run(
+        store,
+        replay=(replay_from,) if replay_from else (),
+        strict=work["strict"],
+        retry_raised=work["retry"],
+    )
     with run:
         call_args = wire.call_args(work["input"])
         try:

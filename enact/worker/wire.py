@@ -72,12 +72,15 @@ def _unpack(data: Any, what: str) -> Any:
 WORK_VERSION = 1
 
 
-def pack_work_item(index: int, input_data: bytes, replay_from: str | None, strict: bool) -> bytes:
+def pack_work_item(
+    index: int, input_data: bytes, replay_from: str | None, strict: bool, retry: bool = True
+) -> bytes:
     """A map work item: which call (``index``), its packed ``CallArgs``, and the
-    incomplete recorded call it replays (``replay_from``, with ``strict`` matching)."""
+    recorded call it replays (``replay_from``, with ``strict`` matching, and calls
+    recorded as raising run again unless ``retry`` is false: ``Run(retry_raised=)``)."""
     item = {
         "v": WORK_VERSION, "index": index, "input": input_data, "replay": replay_from,
-        "strict": strict,
+        "strict": strict, "retry": retry,
     }  # fmt: skip
     return msgpack.packb(item)  # type: ignore[no-any-return]
 
@@ -98,6 +101,8 @@ def work_item(data: Any) -> dict[str, Any]:
         "input": item["input"],
         "replay": None if replay_from is None else digest(replay_from, "a map work item's replay"),
         "strict": flag(item.get("strict"), "a map work item's strict"),
+        # Added within version 1: an item from a release without it retries.
+        "retry": flag(item.get("retry", True), "a map work item's retry"),
     }
 
 

@@ -587,6 +587,28 @@ def squares() -> list:
     return enact.worker.map(square, SQUARE_INPUTS[0])
 
 
+# Read by ``flaky`` at run time: a test makes it fail, then succeed.
+FLAKY = [True]
+
+
+@enact.register
+def flaky(x: int) -> int:
+    count("flaky")
+    if FLAKY[0]:
+        raise ValueError("flaky failure")
+    return x
+
+
+@enact.register
+def tolerant_flow() -> int:
+    """Catches a failure of ``flaky``, rolls instead, then asks for input."""
+    try:
+        value = flaky(100)
+    except ValueError:
+        value = roll_die(6)
+    return value + enact.request_input(int, "bonus?")
+
+
 @enact.register
 def steps(n: int) -> int:
     """``n`` top-level steps: each ``roll_die`` call is one step of the run."""

@@ -97,6 +97,23 @@ def test_map_takes_an_exception_override_exactly_as_a_loop_does(store: enact.Sto
     assert [c.successful() for c in mapped.get_children()] == [True, True]
 
 
+def test_map_reuses_an_item_that_raised_when_the_run_does_not_retry(store: enact.Store) -> None:
+    """``retry_raised=False`` (a resumed flow): the item that raised is reused, raising
+    its exception again, and nothing after it runs, as in a loop."""
+    _program("loop", [2, -1])
+    with pytest.raises(ValueError, match="no square of -1") as looped:
+        enact.invoke(flows.squares)
+    recorded = looped.value.invocation  # type: ignore[attr-defined]
+    replays = {}
+    for mode in ("loop", "map"):
+        _program(mode, [2, -1, 3])
+        with pytest.raises(ValueError, match="no square of -1") as info:
+            enact.invoke(flows.squares, replay_from=recorded.rewind(0), retry_raised=False)
+        replays[mode] = info.value.invocation  # type: ignore[attr-defined]
+    assert flows.CALLS["square"] == 2  # the recorded run only
+    assert replays["map"].digest == replays["loop"].digest == recorded.digest
+
+
 def test_a_slot_neither_filled_nor_released_keeps_the_parent_from_finishing(
     store: enact.Store,
 ) -> None:

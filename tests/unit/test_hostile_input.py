@@ -474,6 +474,7 @@ def _work_item_strategy() -> st.SearchStrategy[Any]:
             "input": hostile_bytes | leaves,
             "replay": st.none() | st.binary(min_size=32, max_size=32).map(bytes.hex) | leaves,
             "strict": st.booleans() | leaves,
+            "retry": st.booleans() | leaves,
         }
     )
     return fields.flatmap(
@@ -495,6 +496,18 @@ def test_work_items(data: Any) -> None:
     item = only_enact_errors(wire.work_item, data)
     if item is not None:
         only_enact_errors(wire.call_args, item["input"])
+
+
+def test_a_work_item_of_a_release_without_retry_retries() -> None:
+    """``retry`` was added within version 1: an item without it keeps the default."""
+    from enact.worker import wire
+
+    packed = wire.pack_work_item(3, b"args", None, True, retry=False)
+    assert wire.work_item(packed)["retry"] is False
+    older = _pack({"v": 1, "index": 3, "input": b"args", "replay": None, "strict": True})
+    assert wire.work_item(older)["retry"] is True
+    with pytest.raises(enact.DeserializationError, match="retry"):
+        wire.work_item(_pack({"v": 1, "index": 3, "input": b"args", "strict": True, "retry": 1}))
 
 
 def _row_strategy() -> st.SearchStrategy[Any]:

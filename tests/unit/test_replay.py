@@ -137,6 +137,30 @@ def test_replay_runs_again_every_kind_of_recorded_exception(store: enact.Store) 
     assert replayed_async.get_child(0) == failed_async.get_child(0)
 
 
+def test_a_run_that_resumes_reuses_calls_that_raised(store: enact.Store) -> None:
+    """``retry_raised=False`` (how a flow resumes) continues where the record stopped:
+    a caught failure is reused, so the program takes the path it took. The default
+    replay retries it, and a retry that now succeeds takes another path."""
+    flows.FLAKY[0] = True
+    try:
+        waiting = enact.invoke(flows.tolerant_flow)
+        [(path, _)] = waiting.pending_input_requests()
+        answered = enact.requests.answer_inputs(waiting, {path: 5})
+        roll = waiting.get_child(1).get_output()
+        flows.FLAKY[0] = False  # flaky() would succeed now
+        flows.CALLS.clear()
+        resumed = enact.invoke(flows.tolerant_flow, replay_from=answered, retry_raised=False)
+        assert resumed.get_output() == roll + 5
+        assert flows.CALLS == {}  # neither flaky() nor the roll ran again
+        assert resumed.get_child(0).get_raised_here()
+        assert answered.replay(retry_raised=False).digest == resumed.digest
+        with pytest.raises(enact.ReplayError, match=r"record has roll_die\(6\)"):
+            answered.replay()  # flaky() ran again, returned, and the program moved on
+        assert flows.CALLS == {"flaky": 1}
+    finally:
+        flows.FLAKY[0] = True
+
+
 def test_exception_override_turns_a_recorded_exception_into_an_output(
     store: enact.Store,
 ) -> None:

@@ -108,6 +108,16 @@ def flaky_item(x: int) -> int:
 
 
 @enact.register
+def tolerant_flow() -> int:
+    """Catches a failure of ``flaky_item(1)``, then waits for input."""
+    try:
+        value = flaky_item(1)
+    except ValueError:
+        value = -1
+    return value + enact.request_input(int, "bonus?")
+
+
+@enact.register
 def fan_out_flaky(n: int) -> list:
     import enact.worker
 

@@ -276,6 +276,30 @@ def test_map_sends_a_recorded_call_that_raised_again_on_replay(workers, cluster_
     }
 
 
+def test_a_resumed_flow_does_not_run_again_a_call_that_raised(workers, cluster_env, tmp_path):
+    """Replay retries what raised, but resuming a flow (after an answer) continues the
+    execution where it stopped: a failure the flow caught is reused, even though the
+    call would now succeed (running it again would make the flow take another path)."""
+    side_channel = tmp_path / "executions.txt"
+    fail_file = tmp_path / "fail.txt"
+    fail_file.write_text("1")
+    workers.env = dict(
+        cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel), ENACT_TEST_FAIL_FILE=str(fail_file)
+    )
+    workers.start("w")
+    flow = enact.worker.submit(flows.tolerant_flow)
+    assert flow.wait(30) == "waiting"
+    fail_file.write_text("")
+    [request] = enact.worker.pending_inputs(flow.id)
+    enact.worker.answer(request.id, 5)
+    assert flow.wait(30) == "done"
+    assert flow.result() == 4  # -1 from the caught failure, plus the answer
+    assert side_channel.read_text().count("flaky_item1") == 1
+    with runtime.store():
+        [flaky, _] = flow.invocation().get_children()
+        assert flaky.get_raised_here() and "item 1 failed" in str(flaky.get_raised())
+
+
 def test_a_worker_running_100000_tracked_calls_keeps_a_bounded_node_cache(workers):
     workers.start("w", concurrency=2)
     before = enact.worker.submit(flows.worker_memory)
