@@ -543,7 +543,7 @@ def raised_exception(data: bytes) -> BaseException:
     return exc
 
 
-def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | None:
+def _replayed(frame: _Frame, spec: CallSpec, recorded: Node) -> Node | None:
     """The recorded node a call reuses without running, or ``None`` to run it (again).
 
     A recorded call that returned is reused; an incomplete one is entered. One that
@@ -553,7 +553,7 @@ def _replayed(frame: _Frame, spec: CallSpec, recorded: Node | None) -> Node | No
     so), or the run does not retry (``retry_raised=False``: it is reused, and raises
     its recorded exception again).
     """
-    if recorded is None or recorded.output_digest is not None:
+    if recorded.output_digest is not None:
         return recorded
     if recorded.raised_digest is None:
         return None
@@ -753,7 +753,7 @@ def call_sync(
     # Match (and decide on an override) before taking a slot: a ReplayError or a
     # bad override leaves no half-recorded child.
     recorded = frame.next_recorded(spec)
-    reused = _replayed(frame, spec, recorded)
+    reused = None if recorded is None else _replayed(frame, spec, recorded)
     slot = len(frame.children)
     frame.children.append(None)
     if reused is not None:
@@ -800,7 +800,7 @@ async def _call_async(
 ) -> Any:
     frame.unstarted -= 1
     recorded = frame.next_recorded(spec)
-    reused = _replayed(frame, spec, recorded)
+    reused = None if recorded is None else _replayed(frame, spec, recorded)
     slot = len(frame.children)
     frame.children.append(None)
     if reused is not None:
@@ -859,7 +859,7 @@ def reserve(scope: _Frame, spec: CallSpec) -> Slot:
     cursor, diverged = scope.cursor, scope.diverged
     recorded = scope.next_recorded(spec)
     try:
-        reused = _replayed(scope, spec, recorded)
+        reused = None if recorded is None else _replayed(scope, spec, recorded)
     except BaseException:
         scope.cursor, scope.diverged = cursor, diverged
         raise
