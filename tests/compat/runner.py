@@ -31,6 +31,7 @@ def original_python() -> tuple[str | None, str]:
     probe = subprocess.run(
         [ORIGINAL_PYTHON, "-c", "import importlib.metadata as m; print(m.version('enact'))"],
         capture_output=True, text=True, timeout=60, env=_env(ours=False),
+        cwd=tempfile.gettempdir(),  # not the repository: its enact.egg-info would answer
     )  # fmt: skip
     if probe.stdout.strip() != "0.4.15":
         return None, f"{ORIGINAL_PYTHON} does not have enact 0.4.15: {probe.stderr.strip()[-200:]}"
