@@ -220,7 +220,7 @@ class FlowState:
         options: dict[str, Any] = {
             "socket_timeout": settings.redis_timeout_s,
             "socket_connect_timeout": settings.redis_connect_timeout_s,
-            "retry_timeouts": False,
+            "retry_timeouts": False,  # a silent server: one timeout, not one per retry
         }
         return cls(
             make_client(settings.redis_url, decode_responses=True, **options),
