@@ -52,8 +52,9 @@ def test_broker_down_during_submit_and_answer(workers, cluster: Cluster):
     assert workers.processes["w"].poll() is None
 
 
-def test_flows_survive_both_redis_servers_killed_and_restarted(
-    workers, cluster: Cluster, cluster_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "sigterm"])
+def test_flows_survive_both_redis_servers_restarted(
+    workers, cluster: Cluster, cluster_env: dict[str, str], tmp_path: Path, kill: bool
 ):
     side_channel = tmp_path / "executions.txt"
     workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
@@ -65,8 +66,8 @@ def test_flows_survive_both_redis_servers_killed_and_restarted(
         if side_channel.exists() and len(side_channel.read_text().splitlines()) >= 20:
             break
         time.sleep(0.05)
-    cluster.redis.restart(kill=True)  # appendonly, fsync always: nothing acknowledged is lost
-    cluster.broker.restart(kill=True)
+    cluster.redis.restart(kill=kill)  # appendonly, fsync always: nothing acknowledged is lost
+    cluster.broker.restart(kill=kill)
     for flow in running:
         assert flow.wait(180) == "done", flow.record()
         assert flow.result() == sum(range(30))
@@ -75,3 +76,22 @@ def test_flows_survive_both_redis_servers_killed_and_restarted(
     logs = "".join((workers.log_dir / f"{n}.log").read_text() for n in ("a", "b"))
     assert "Unrecoverable error" not in logs
     assert enact.worker.list_flows("failed") == []
+
+
+def test_a_map_survives_both_redis_servers_killed_and_restarted(workers, cluster: Cluster):
+    workers.start("m", concurrency=4)
+    done: list[Any] = []
+    import threading
+
+    thread = threading.Thread(
+        target=lambda: done.append(enact.worker.map(flows.nap, [0.3] * 40, parallelism=4))
+    )
+    thread.start()
+    time.sleep(1.5)
+    cluster.redis.restart(kill=True)
+    cluster.broker.restart(kill=True)
+    thread.join(300)
+    assert done == [[0.3] * 40]
+    time.sleep(2)
+    assert workers.processes["m"].poll() is None, "the worker exited"
+    assert "Unrecoverable error" not in (workers.log_dir / "m.log").read_text()
