@@ -46,8 +46,7 @@ import redis
 
 from enact.config import Settings
 from enact.errors import ConflictError, UnknownFlow, UnknownInputRequest
-from enact.stores._keys import RedisKeys
-from enact.stores.redis import make_client, redis_errors, server_seconds
+from enact.stores.redis import RedisKeys, make_client, redis_errors, server_seconds
 from enact.worker import flowscripts
 
 BATCH = 500
