@@ -182,6 +182,7 @@ class Cluster:
         self.exited: list[tuple[str, int, int | None]] = []  # (name, pid, code): not by us
         self._started = 0
         self._connected = False
+        self._previous: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -194,10 +195,12 @@ class Cluster:
         return self
 
     def connect(self) -> None:
-        """Point this process's ``enact.worker`` client at the cluster."""
+        """Point this process's ``enact.worker`` client at the cluster (``close`` points it
+        back at what it used before)."""
         import enact.worker
         from enact.config import Settings
 
+        self._previous = enact.worker.runtime.settings()
         enact.worker.reconfigure(Settings.from_env(self.env))
         self._connected = True
 
@@ -212,7 +215,7 @@ class Cluster:
                 # Result handles unsubscribe when collected: collect them while Redis runs.
                 gc.collect()
                 enact.worker.runtime.reset()
-                enact.worker.reconfigure()
+                enact.worker.reconfigure(self._previous)
                 self._connected = False
         finally:
             try:
