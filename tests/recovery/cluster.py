@@ -294,11 +294,26 @@ class Cluster:
         self.kills.append(kill)
         return kill
 
+    def pause_worker(self, name: str) -> Kill:
+        """``SIGSTOP`` a worker's process group: alive, silent (a frozen VM, a long GC).
+
+        Remembered as a kill: the step it was running may run again elsewhere."""
+        worker = self.workers[name]
+        paused_at = time.time()
+        os.killpg(worker.pid, signal.SIGSTOP)
+        kill = Kill(worker.pid, paused_at, paused_at, f"SIGSTOP worker {name} (pid {worker.pid})")
+        self.kills.append(kill)
+        return kill
+
+    def resume_worker(self, name: str) -> None:
+        os.killpg(self.workers[name].pid, signal.SIGCONT)
+
     def stop_worker(self, name: str, timeout_s: float = 5) -> None:
         """SIGTERM (warm shutdown), then SIGKILL after ``timeout_s``."""
         worker = self.workers.pop(name)
         if worker.process.poll() is None:
             try:
+                os.killpg(worker.pid, signal.SIGCONT)  # a paused worker cannot stop
                 os.killpg(worker.pid, signal.SIGTERM)
                 worker.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -343,6 +358,16 @@ class Cluster:
         time.sleep(down_s)
         self.redis.start()
         kill = Kill(None, killed_at, time.time(), f"kill -9 redis, down {down_s} s")
+        self.kills.append(kill)
+        return kill
+
+    def restart_redis(self, down_s: float = 0.1) -> Kill:
+        """Stop Redis gracefully (SIGTERM: it flushes the AOF), wait ``down_s``, start it."""
+        stopped_at = time.time()
+        self.redis.stop()
+        time.sleep(down_s)
+        self.redis.start()
+        kill = Kill(None, stopped_at, time.time(), f"graceful Redis restart, down {down_s} s")
         self.kills.append(kill)
         return kill
 
