@@ -220,7 +220,7 @@ class FlowState:
         options: dict[str, Any] = {
             "socket_timeout": settings.redis_timeout_s,
             "socket_connect_timeout": settings.redis_connect_timeout_s,
-            "retry_timeouts": False,
+            "retry_timeouts": False,  # a silent server: one timeout, not one per retry
         }
         return cls(
             make_client(settings.redis_url, decode_responses=True, **options),
@@ -434,7 +434,7 @@ class FlowState:
 
     def requeue(self, flow_id: str, token: str = "") -> str:
         """Put a running flow back in the queue: a lapsed one (``token=""``) or the
-        owner's own. Returns ``queued`` (send its task), ``live``, ``lost``,
+        owner's own. Returns ``requeued`` (send its task), ``live``, ``lost``,
         ``cancel`` (cancel asked: ``cancel`` it) or its status."""
         keys = [
             self.keys.flow(flow_id), self.keys.flows_running(), self.keys.flows_dispatch(),
@@ -476,7 +476,7 @@ class FlowState:
 
     def cancel(self, flow_id: str) -> str:
         """Cancel a flow: ``cancelled`` (done now, requests withdrawn), ``requested``
-        (its running owner stops at the next step), ``unknown`` or its final status."""
+        (its running owner stops at the next step), ``unknown`` or ``final:<status>``."""
         record = self.get(flow_id)
         for _ in range(5):
             with self._errors(f"reading the requests of flow {flow_id}"):
@@ -496,7 +496,7 @@ class FlowState:
         raise ConflictError(f"flow {flow_id}'s input requests kept changing while cancelling it")
 
     def retry(self, flow_id: str) -> str:
-        """Queue a failed, cancelled or lapsed flow again: ``queued`` or the status it has."""
+        """Queue a failed, cancelled or lapsed flow again: ``retried`` or the status it has."""
         keys = [
             self.keys.flow(flow_id), self.keys.flows_running(), self.keys.flows_dispatch(),
             self.keys.flows_final(), self.keys.flow_events(flow_id),

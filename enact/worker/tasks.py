@@ -254,8 +254,9 @@ def _requeue(state: FlowState, lease: Lease, flow_id: str) -> str:
             outcome = lease.requeue()
             if outcome == "cancel":
                 return state.cancel(flow_id)
-            if outcome == "queued":
+            if outcome == "requeued":
                 dispatch(state, flow_id)
+                return "queued"
             return outcome
         except Exception as exc:
             if time.monotonic() > deadline:
