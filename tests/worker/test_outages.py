@@ -20,9 +20,7 @@ from tests.worker.conftest import Cluster, private_cluster
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
 ) -> Iterator[Cluster]:
-    with private_cluster(
-        tmp_path_factory, s3_endpoint, s3_client, separate_broker=True
-    ) as running:
+    with private_cluster(tmp_path_factory, s3_endpoint, s3_client, separate_broker=True) as running:
         yield running
 
 
