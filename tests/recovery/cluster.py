@@ -328,7 +328,7 @@ class Cluster:
 
     def reap_exited(self) -> list[tuple[str, int, int | None]]:
         """Workers that ended without being told to; they are forgotten and remembered."""
-        found = []
+        found: list[tuple[str, int, int | None]] = []
         for name, worker in list(self.workers.items()):
             code = worker.process.poll()
             if code is not None:
