@@ -205,6 +205,12 @@ def test_redelivered_flow_task_does_nothing_twice(workers, cluster_env, tmp_path
     assert len(side_channel.read_text().splitlines()) == 3
     assert flow.record().head == head
     assert flow.result() == 3
+    # Delivered again while it runs elsewhere (a live lease): that task ends at once.
+    running = enact.worker.submit(flows.long_flow, 20, 0.2)
+    assert running.wait(30, until=("running",)) == "running"
+    assert run_flow.apply_async((running.id,)).get(timeout=30) == "busy"
+    assert running.wait(60) == "done"
+    assert len(side_channel.read_text().splitlines()) == 3 + 20
 
 
 def test_map_replays_an_incomplete_recorded_call_on_a_worker(workers, cluster_env, tmp_path):
