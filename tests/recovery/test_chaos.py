@@ -130,6 +130,8 @@ def run_chaos(c: Cluster, rng: random.Random) -> tuple[list[Planned], float]:
                     planned.flow = flow
                     planned.status = "queued"
                     by_id[flow.id] = planned
+                    with open(c.root / "flows.txt", "a") as out:  # to read the logs by
+                        out.write(f"{planned.tag} {flow.id} {planned.kind} {planned.steps}\n")
         answer_questions(by_id, rng, now)
         for name, pid, code in c.reap_exited():
             print(f"worker {name} (pid {pid}) exited by itself with {code}; starting another")
