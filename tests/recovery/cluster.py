@@ -291,7 +291,7 @@ class Cluster:
             pass
         worker.process.wait()
         kill = Kill(worker.pid, killed_at, killed_at, f"kill -9 worker {name} (pid {worker.pid})")
-        self.kills.append(kill)
+        self._remember(kill)
         return kill
 
     def pause_worker(self, name: str) -> Kill:
@@ -302,7 +302,7 @@ class Cluster:
         paused_at = time.time()
         os.killpg(worker.pid, signal.SIGSTOP)
         kill = Kill(worker.pid, paused_at, paused_at, f"SIGSTOP worker {name} (pid {worker.pid})")
-        self.kills.append(kill)
+        self._remember(kill)
         return kill
 
     def resume_worker(self, name: str) -> None:
@@ -358,7 +358,7 @@ class Cluster:
         time.sleep(down_s)
         self.redis.start()
         kill = Kill(None, killed_at, time.time(), f"kill -9 redis, down {down_s} s")
-        self.kills.append(kill)
+        self._remember(kill)
         return kill
 
     def restart_redis(self, down_s: float = 0.1) -> Kill:
@@ -368,8 +368,13 @@ class Cluster:
         time.sleep(down_s)
         self.redis.start()
         kill = Kill(None, stopped_at, time.time(), f"graceful Redis restart, down {down_s} s")
-        self.kills.append(kill)
+        self._remember(kill)
         return kill
+
+    def _remember(self, kill: Kill) -> None:
+        self.kills.append(kill)
+        with open(self.root / "kills.txt", "a") as out:  # to read the logs by
+            out.write(f"{kill.start:.6f} {kill.end:.6f} {kill.what}\n")
 
     # -- what ran ----------------------------------------------------------------------
 
