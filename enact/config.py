@@ -63,6 +63,25 @@ DEFAULT_GC_GRACE_S = 3600.0
 _FOLLOW_REDIS = ""  # cache_url: use redis_url
 
 
+# Durability (issue 15) ------------------------------------------------------------
+# ENACT_FSYNC=1: the file store fsyncs every object it writes, and the directories
+# the renames changed, before a write returns (one parallel round per batch), so a
+# checkpoint survives a power loss. Off by default: S3 and Redis with AOF are
+# durable already, and a local store is usually scratch.
+ENV_FSYNC = "ENACT_FSYNC"
+DEFAULT_FSYNC = False
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise ConfigError(f"{name}={env[name]!r} must be 1 or 0 (true/false, yes/no, on/off)")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting enact reads, resolved. Build it with ``from_env`` or by hand.
@@ -90,6 +109,8 @@ class Settings:
     cache_url: str | None = _FOLLOW_REDIS
     cache_ttl_s: float = DEFAULT_CACHE_TTL_S
     gc_grace_s: float = DEFAULT_GC_GRACE_S
+    # Durability (issue 15): fsync each file store write and its directory.
+    fsync: bool = DEFAULT_FSYNC
 
     def __post_init__(self) -> None:
         if self.broker_url is None:
@@ -138,6 +159,7 @@ class Settings:
             cache_url=None if cache_off else (cache_raw or redis_url),
             cache_ttl_s=_number(e, ENV_CACHE_TTL_S, DEFAULT_CACHE_TTL_S),
             gc_grace_s=_number(e, ENV_GC_GRACE_S, DEFAULT_GC_GRACE_S),
+            fsync=_flag(e, ENV_FSYNC, DEFAULT_FSYNC),
         )
 
     def replace(self, **changes: Any) -> Settings:

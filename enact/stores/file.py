@@ -15,6 +15,14 @@ writing the same digest both succeed (the rename is atomic and both files hold
 identical bytes). Nothing here unpickles anything: objects are opaque bytes,
 verified by ``Store`` on read.
 
+With ``fsync`` (``ENACT_FSYNC=1``, ``Settings.fsync``) a ``put`` returns only once
+its objects survive a power loss: every temporary file is fsynced before it is
+renamed into place (so a file under a digest name is never short, even after a
+crash), then every directory a rename or a new shard changed. Each of the two
+rounds runs its fsyncs in parallel, so the filesystem commits them together: a
+batch (one flow checkpoint, say) costs about two journal commits, not two per
+object.
+
 Garbage collection (``enact.gc``) relies on two rules kept here. A ``put`` trusts
 an existing file only if it was written within ``REUSE_HORIZON_S``; an older one
 is written again, which refreshes its mtime (and repairs it if it rotted). And gc
@@ -31,10 +39,12 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from enact.backend import (
     LOCK_TTL_S,
@@ -86,7 +96,7 @@ class FileBackend(BackendQueries):
         path = parts.netloc + parts.path
         if parts.scheme.lower() != "file" or not path:
             raise ConfigError(f"store URL {url!r} names no directory (expected file:///path)")
-        return cls(path)
+        return cls(path, fsync=bool(getattr(settings, "fsync", False)))
 
     @property
     def url(self) -> str:
@@ -113,8 +123,12 @@ class FileBackend(BackendQueries):
         return out
 
     def put(self, objects: Mapping[str, bytes]) -> None:
-        """Write each object unless a copy written within the reuse horizon exists."""
+        """Write each object unless a copy written within the reuse horizon exists.
+
+        With ``fsync``, everything written is durable when this returns.
+        """
         trusted_after = time.time() - self.reuse_horizon_s
+        durable: list[tuple[str, Path, bytes]] = []
         for digest, data in objects.items():
             path = self.path_for(digest)
             try:
@@ -124,10 +138,44 @@ class FileBackend(BackendQueries):
                 pass
             except OSError as exc:
                 raise StoreError(f"cannot check object {digest} in {self.root}: {exc}") from exc
+            if self.fsync:
+                durable.append((digest, path, data))
+                continue
             try:
                 self._write_atomic(path, data)
             except OSError as exc:
                 raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
+        if durable:
+            self._put_durably(durable)
+
+    def _put_durably(self, todo: list[tuple[str, Path, bytes]]) -> None:
+        """Write objects so that they survive a power loss: write every temporary
+        file, fsync them all (one parallel round), rename each into place, then
+        fsync every directory changed (a second round)."""
+        changed: set[str] = set()
+        opened: list[tuple[str, str, Path, int]] = []  # digest, temporary name, path, fd
+        digest = todo[0][0]
+        try:
+            for digest, path, data in todo:
+                tmp, fd = self._open_temporary(path, changed)
+                opened.append((digest, tmp, path, fd))
+                _write_all(fd, data)
+            _each(os.fsync, [fd for _, _, _, fd in opened])
+            while opened:
+                digest, tmp, path, fd = opened.pop(0)
+                os.close(fd)
+                os.replace(tmp, path)
+                changed.add(str(path.parent))
+            _each(_fsync_directory, sorted(changed))
+        except OSError as exc:
+            raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
+        finally:
+            for _, tmp, _, fd in opened:  # only after a failure
+                os.close(fd)
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
 
     def _type_path(self, type_key: TypeKey) -> Path:
         name = type_key.name
@@ -158,9 +206,16 @@ class FileBackend(BackendQueries):
             for n, t in stored["fields"].items()
         }
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _open_temporary(self, path: Path, changed: set[str] | None = None) -> tuple[str, int]:
+        """A new temporary file beside ``path`` (making its directory if need be).
+
+        Directories made here are added to ``changed`` with their parents (whose
+        entries changed), for a durable write to fsync.
+        """
         directory = str(path.parent)
         if directory not in self._made_dirs:
+            if changed is not None and not os.path.isdir(directory):
+                changed.update(_made_by(directory, self.root))
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
         # A unique name (O_EXCL) in the target directory, so the rename is atomic.
@@ -169,12 +224,18 @@ class FileBackend(BackendQueries):
         tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
         for attempt in range(3):
             try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
-                break
+                return tmp, os.open(tmp, _CREATE_FLAGS, 0o666)
             except FileNotFoundError:  # gc removed the emptied directory since we made it
                 if attempt == 2:
                     raise
+                if changed is not None:
+                    changed.update(_made_by(directory, self.root))
                 os.makedirs(directory, exist_ok=True)
+        raise AssertionError("unreachable")
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        changed: set[str] | None = set() if self.fsync else None
+        tmp, fd = self._open_temporary(path, changed)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -188,6 +249,9 @@ class FileBackend(BackendQueries):
             except FileNotFoundError:
                 pass
             raise
+        if changed is not None:
+            changed.add(str(path.parent))
+            _each(_fsync_directory, sorted(changed))
 
     # -- containment ----------------------------------------------------------
 
@@ -291,6 +355,59 @@ class FileBackend(BackendQueries):
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
+
+
+# Durable writes ---------------------------------------------------------------------
+
+# fsyncs run in parallel so the filesystem commits them in one journal transaction.
+FSYNC_THREADS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _each(fn: Callable[[Any], None], items: Sequence[Any]) -> None:
+    """``fn(item)`` for every item, concurrently when there are several; raises the
+    first error after all have run."""
+    global _pool, _pool_pid
+    if len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():  # a forked child needs its own
+            _pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="enact-fsync")
+            _pool_pid = os.getpid()
+        pool = _pool
+    for future in [pool.submit(fn, item) for item in items]:
+        future.result()
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a directory's entries (a rename, a new file or subdirectory) durable."""
+    if os.name != "posix":  # directories cannot be opened for fsync elsewhere
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _made_by(directory: str, root: Path) -> Iterable[str]:
+    """``directory`` and its ancestors up to ``root``'s parent: the directories whose
+    entries change when ``makedirs(directory)`` creates what is missing of it."""
+    current = Path(directory)
+    stop = root.parent
+    while current != stop and current != current.parent:
+        yield str(current.parent)
+        current = current.parent
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_lock(path: Path) -> dict | None:
