@@ -44,7 +44,7 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 from enact.backend import (
     LOCK_TTL_S,
@@ -87,7 +87,7 @@ class FileBackend(BackendQueries):
         self.lock_path = self.root / "gc.lock"
         self.fsync = fsync
         self.reuse_horizon_s = reuse_horizon_s
-        self._made_dirs: set[str] = set()
+        self._objects = str(self.objects_dir)
 
     @classmethod
     def from_url(cls, url: str, settings: Any = None) -> FileBackend:
@@ -104,8 +104,7 @@ class FileBackend(BackendQueries):
 
     def path_for(self, digest: str) -> Path:
         """Where the object for ``digest`` lives."""
-        if len(digest) < 8 or "/" in digest or "\\" in digest or digest.startswith("."):
-            raise StoreError(f"invalid digest {digest!r} for file store {self.root}")
+        _check_digest(digest, self.root)
         return self.objects_dir / digest[:2] / digest[2:4] / digest
 
     def has(self, digests: Sequence[str]) -> list[bool]:
@@ -128,54 +127,65 @@ class FileBackend(BackendQueries):
         With ``fsync``, everything written is durable when this returns.
         """
         trusted_after = time.time() - self.reuse_horizon_s
-        durable: list[tuple[str, Path, bytes]] = []
+        objects_dir = self._objects
+        stat, join = os.stat, os.path.join
+        todo: list[tuple[str, str, str, bytes]] = []
         for digest, data in objects.items():
-            path = self.path_for(digest)
+            _check_digest(digest, self.root)
+            directory = join(objects_dir, digest[:2], digest[2:4])
+            path = join(directory, digest)
             try:
-                if os.stat(path).st_mtime >= trusted_after:
+                if stat(path).st_mtime >= trusted_after:
                     continue  # content-addressed: the same digest means the same bytes
             except (FileNotFoundError, NotADirectoryError):
                 pass
             except OSError as exc:
                 raise StoreError(f"cannot check object {digest} in {self.root}: {exc}") from exc
-            if self.fsync:
-                durable.append((digest, path, data))
-                continue
+            todo.append((digest, directory, path, data))
+        if self.fsync:
+            if todo:
+                self._put_durably(todo)
+            return
+        for digest, directory, path, data in todo:
             try:
-                self._write_atomic(path, data)
+                self._write_atomic(directory, path, data)
             except OSError as exc:
                 raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
-        if durable:
-            self._put_durably(durable)
 
-    def _put_durably(self, todo: list[tuple[str, Path, bytes]]) -> None:
+    def _put_durably(self, todo: list[tuple[str, str, str, bytes]]) -> None:
         """Write objects so that they survive a power loss: write every temporary
         file, fsync them all (one parallel round), rename each into place, then
         fsync every directory changed (a second round)."""
         changed: set[str] = set()
-        opened: list[tuple[str, str, Path, int]] = []  # digest, temporary name, path, fd
-        digest = todo[0][0]
+        fds: list[int] = []
+        temporaries: list[tuple[str, str]] = []  # (temporary name, path)
+        renamed = 0
+        current = todo[0][0]
         try:
-            for digest, path, data in todo:
-                tmp, fd = self._open_temporary(path, changed)
-                opened.append((digest, tmp, path, fd))
+            for digest, directory, path, data in todo:
+                current = digest
+                tmp, fd = self._open_temporary(directory, changed)
+                fds.append(fd)
+                temporaries.append((tmp, path))
                 _write_all(fd, data)
-            _each(os.fsync, [fd for _, _, _, fd in opened])
-            while opened:
-                digest, tmp, path, fd = opened.pop(0)
-                os.close(fd)
+            current = f"{len(todo)} objects"
+            _each(os.fsync, fds)
+            while fds:
+                os.close(fds.pop())
+            for tmp, path in temporaries:
                 os.replace(tmp, path)
-                changed.add(str(path.parent))
+                renamed += 1
+                changed.add(os.path.dirname(path))
             _each(_fsync_directory, sorted(changed))
         except OSError as exc:
-            raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
-        finally:
-            for _, tmp, _, fd in opened:  # only after a failure
+            for fd in fds:
                 os.close(fd)
+            for tmp, _ in temporaries[renamed:]:
                 try:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
+            raise StoreError(f"cannot write {current} durably to {self.root}: {exc}") from exc
 
     def _type_path(self, type_key: TypeKey) -> Path:
         name = type_key.name
@@ -190,7 +200,8 @@ class FileBackend(BackendQueries):
         body = {n: None if t is None else t.to_json() for n, t in field_types.items()}
         data = json.dumps({"type_key": type_key.as_dict(), "fields": body}, sort_keys=True)
         try:
-            self._write_atomic(self._type_path(type_key), data.encode())
+            path = self._type_path(type_key)
+            self._write_atomic(path.parent, path, data.encode())
         except OSError as exc:
             raise StoreError(f"cannot write type {type_key.name} to {self.root}: {exc}") from exc
 
@@ -206,18 +217,12 @@ class FileBackend(BackendQueries):
             for n, t in stored["fields"].items()
         }
 
-    def _open_temporary(self, path: Path, changed: set[str] | None = None) -> tuple[str, int]:
-        """A new temporary file beside ``path`` (making its directory if need be).
+    def _open_temporary(self, directory: str, changed: set[str] | None = None) -> tuple[str, int]:
+        """A new temporary file in ``directory``, made (with its parents) if missing.
 
-        Directories made here are added to ``changed`` with their parents (whose
-        entries changed), for a durable write to fsync.
+        The directories whose entries that changed are added to ``changed``, for a
+        durable write to fsync.
         """
-        directory = str(path.parent)
-        if directory not in self._made_dirs:
-            if changed is not None and not os.path.isdir(directory):
-                changed.update(_made_by(directory, self.root))
-            os.makedirs(directory, exist_ok=True)
-            self._made_dirs.add(directory)
         # A unique name (O_EXCL) in the target directory, so the rename is atomic.
         # Mode 0o666 lets the umask decide who may read, as for any open(); unlike
         # mkstemp, which would make objects readable by their writer only.
@@ -225,23 +230,22 @@ class FileBackend(BackendQueries):
         for attempt in range(3):
             try:
                 return tmp, os.open(tmp, _CREATE_FLAGS, 0o666)
-            except FileNotFoundError:  # gc removed the emptied directory since we made it
+            except FileNotFoundError:  # a new shard, or gc removed the emptied one
                 if attempt == 2:
                     raise
-                if changed is not None:
-                    changed.update(_made_by(directory, self.root))
-                os.makedirs(directory, exist_ok=True)
+                _make_directory(directory, changed)
         raise AssertionError("unreachable")
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _write_atomic(self, directory: str | Path, path: str | Path, data: bytes) -> None:
         changed: set[str] | None = set() if self.fsync else None
-        tmp, fd = self._open_temporary(path, changed)
+        tmp, fd = self._open_temporary(str(directory), changed)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                _write_all(fd, data)
                 if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             try:
@@ -250,7 +254,7 @@ class FileBackend(BackendQueries):
                 pass
             raise
         if changed is not None:
-            changed.add(str(path.parent))
+            changed.add(str(directory))
             _each(_fsync_directory, sorted(changed))
 
     # -- containment ----------------------------------------------------------
@@ -302,8 +306,7 @@ class FileBackend(BackendQueries):
         return out
 
     def set_pin(self, name: str, digest: str) -> None:
-        self._made_dirs.discard(str(self.pins_dir))
-        self._write_atomic(self.pins_dir / name, f"{digest}\n".encode())
+        self._write_atomic(self.pins_dir, self.pins_dir / name, f"{digest}\n".encode())
 
     def remove_pin(self, name: str) -> bool:
         try:
@@ -325,8 +328,7 @@ class FileBackend(BackendQueries):
                 if holder is None:
                     continue  # released meanwhile
                 if holder.get("owner") == owner:
-                    self._made_dirs.add(str(self.root))
-                    self._write_atomic(self.lock_path, body)  # renew
+                    self._write_atomic(self.root, self.lock_path, body)  # renew
                     return
                 if float(holder.get("expires", 0)) < time.time():
                     log.warning("breaking the expired gc lock %s of %s", self.lock_path, holder)
@@ -394,14 +396,29 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _made_by(directory: str, root: Path) -> Iterable[str]:
-    """``directory`` and its ancestors up to ``root``'s parent: the directories whose
-    entries change when ``makedirs(directory)`` creates what is missing of it."""
-    current = Path(directory)
-    stop = root.parent
-    while current != stop and current != current.parent:
-        yield str(current.parent)
-        current = current.parent
+def _make_directory(directory: str, changed: set[str] | None) -> None:
+    """Make ``directory`` and any missing parents; add the directories whose entries
+    changed (the parent of each one made) to ``changed``."""
+    parent = os.path.dirname(directory)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        if parent == directory:
+            raise
+        _make_directory(parent, changed)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return
+    if changed is not None:
+        changed.add(parent)
+
+
+def _check_digest(digest: str, root: Path) -> None:
+    if len(digest) < 8 or "/" in digest or "\\" in digest or digest.startswith("."):
+        raise StoreError(f"invalid digest {digest!r} for file store {root}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
