@@ -235,6 +235,7 @@ class _Frame:
         "prefix",
         "low",
         "base",
+        "matched",
     )
 
     def __init__(
@@ -262,7 +263,8 @@ class _Frame:
         self.journal: tree.Journal | None = None
         self.prefix = 0
         self.low = _NO_SLOT
-        self.base: tuple[str, tuple[str, ...]] | None = None
+        self.base: tuple[str, tuple[str, ...], bool] | None = None
+        self.matched = 0
 
     @property
     def child_exception(self) -> BaseException | None:
@@ -447,9 +449,10 @@ class Run:
 
         Its cost does not grow with the call: a journal entry (``tree.checkpoint``)
         names the previous checkpoint and the children finished since, so this
-        writes the new records plus a constant-size entry. The first checkpoint of a
-        call that replays a record (a resumed flow) continues that record's journal,
-        keeping the children it shares with it.
+        writes the new records plus a constant-size entry. A call that replays a
+        record (a resumed flow) continues from that record: while its finished
+        children are the record's own, the checkpoint is the record's digest, and
+        the first entry after that keeps the children it shares with it.
         """
         session = self._session
         frame = session.top
@@ -461,21 +464,34 @@ class Run:
         end = frame.finished()
         children = frame.children
         journal = frame.journal
+        ended = False  # the journal stands on a record of a call that returned or raised
         if journal is not None:
             kept = min(journal.length, frame.low, end)
         elif frame.base is not None:
-            # Resuming: the children replayed from the record are the record's own.
-            base_digest, recorded = frame.base
-            frame.base = None
-            kept, limit = 0, min(len(recorded), end)
+            # Resuming: the children replayed so far are the record's own (same
+            # digests) up to ``matched``. While that covers every finished child,
+            # the record itself is the checkpoint (if it is incomplete: a checkpoint
+            # that returned or raised would not run again): nothing new to write.
+            base_digest, recorded, incomplete = frame.base
+            kept, limit = min(frame.matched, frame.low), min(len(recorded), end)
             while kept < limit and children[kept].digest == recorded[kept]:  # type: ignore[union-attr]
                 kept += 1
+            frame.matched = kept
+            frame.low = _NO_SLOT
+            if kept == end and incomplete:
+                session.flush()
+                return base_digest
+            frame.base = None
             journal = tree.Journal(base_digest, len(recorded))
+            ended = not incomplete
         else:
             kept = 0
-        if journal is None or kept != journal.length or kept != end:
+        if journal is None or kept != journal.length or kept != end or ended:
             added = [children[i].digest for i in range(kept, end)]  # type: ignore[union-attr]
-            journal = tree.checkpoint(session.objects, journal, request_digest, kept, added)
+            # Keeping nothing, the entry starts a journal: it need not keep the old
+            # one alive.
+            previous = journal if kept else None
+            journal = tree.checkpoint(session.objects, previous, request_digest, kept, added)
         frame.journal = journal
         frame.low = _NO_SLOT
         session.flush()
@@ -775,7 +791,8 @@ def _enter(frame: _Frame, spec: CallSpec, recorded: Node | None) -> _Frame:
         if recorded is not None and frame.recorded is not None:
             # What the run was given to replay (a checkpoint's digest, say), not
             # ``recorded.digest``: a checkpoint loads as a record of another digest.
-            child.base = (frame.recorded[frame.cursor - 1], recorded.children)
+            source = frame.recorded[frame.cursor - 1]
+            child.base = (source, recorded.children, not recorded.complete)
     return child
 
 

@@ -314,8 +314,9 @@ class Checkpoint(Resource):
     list of children every time would cost O(n) bytes a step, so a checkpoint is an
     entry that names only what changed: ``previous`` (the last checkpoint of the
     same call, or an ``Invocation`` record it continues, or ``None``), how many of
-    its children are ``kept``, and the children ``added`` after those. The call's
-    children are ``previous``'s first ``kept`` children followed by ``added``; the
+    its last children are ``dropped`` (almost always none: the count is stored, so
+    the entry does not grow with the flow), and the children ``added``. The call's
+    children are ``previous``'s without the last ``dropped``, then ``added``; the
     call itself is ``request``. ``enact.tree.load`` reads an entry as the
     incomplete ``Invocation`` it stands for. Every field is a link in the packed
     header, so gc reaches the whole chain without decoding it.
@@ -323,27 +324,27 @@ class Checkpoint(Resource):
 
     previous: Ref | None
     request: Ref
-    kept: int
+    dropped: int
     added: list
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Checkpoint:
         check_fields(cls, fields, _CHECKPOINT_FIELDS)
-        kept, added = fields["kept"], fields["added"]
-        if type(kept) is not int or kept < 0:
+        dropped, added = fields["dropped"], fields["added"]
+        if type(dropped) is not int or dropped < 0:
             raise DeserializationError(
-                f"stored Checkpoint.kept must be a count, got {shown(kept, 40)}"
+                f"stored Checkpoint.dropped must be a count, got {shown(dropped, 40)}"
             )
         for child in added:
             if type(child) is not Ref:
                 raise DeserializationError("stored Checkpoint.added must hold only refs")
-        return cls(fields["previous"], fields["request"], kept, added)
+        return cls(fields["previous"], fields["request"], dropped, added)
 
 
 _CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "previous": _OPTIONAL_REF,
     "request": Ref,
-    "kept": int,
+    "dropped": int,
     "added": list,
 }
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from msgpack import ExtType
 
+from enact.context import active_store
 from enact.digests import digest_bytes, is_digest
 from enact.errors import DeserializationError
 from enact.records import Checkpoint, Invocation, Request, Response, expect_record
@@ -61,6 +62,7 @@ class Node:
         "raised_digest",
         "raised_here",
         "children",
+        "records",
     )
 
     def __init__(
@@ -75,6 +77,7 @@ class Node:
         raised_digest: str | None,
         raised_here: bool,
         children: tuple[str, ...],
+        records: Mapping[str, bytes] | None = None,
     ) -> None:
         self.digest = digest
         self.request_digest = request_digest
@@ -86,6 +89,9 @@ class Node:
         self.raised_digest = raised_digest
         self.raised_here = raised_here
         self.children = children
+        # Records built in memory that the store may not hold: a checkpoint's
+        # incomplete invocation (see ``load``), staged when ``invocation`` is asked for.
+        self.records = records
 
     @property
     def complete(self) -> bool:
@@ -94,7 +100,16 @@ class Node:
 
     def invocation(self, store: Store | None = None) -> Invocation:
         """The ``Invocation`` record of this call (its digest already known); its refs
-        remember ``store`` if one is given, so it keeps working outside ``with store:``."""
+        remember ``store`` if one is given, so it keeps working outside ``with store:``.
+
+        A node loaded from a checkpoint has records built in memory: they are staged
+        in ``store`` (or the active store), so the invocation can be read at once,
+        and written with that store's next write.
+        """
+        if self.records is not None:
+            target = store if store is not None else active_store()
+            if target is not None:
+                target.stage(self.records)
         return Invocation.known(self.request_digest, self.response_digest, self.digest, store)
 
     def __repr__(self) -> str:
@@ -286,7 +301,8 @@ def checkpoint(
     then ``added``; returns the checkpoint to resume from (its entry in ``objects``).
 
     The entry is a ``Checkpoint`` record of constant size beyond the digests in
-    ``added``: a checkpoint never rewrites the children recorded before it, so a
+    ``added`` (it stores how many children are dropped, zero unless slots were
+    given back): a checkpoint never rewrites the children recorded before it, so a
     flow of n steps, checkpointed after each, writes O(n) bytes in all. ``load``
     reads it as the incomplete invocation it stands for.
     """
@@ -303,7 +319,7 @@ def checkpoint(
         _CHECKPOINT_MARKER,
         {
             "added": [_ext(c) for c in added],
-            "kept": kept,
+            "dropped": 0 if previous is None else previous.length - kept,
             "previous": None if previous is None else _ext(previous.digest),
             "request": _ext(request_digest),
         },
@@ -320,9 +336,8 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
     Follows ``previous`` back to the start of the journal (or to an invocation it
     continues, or to a node already loaded), one read per entry, then replays the
     entries forward. The records built here are those an incomplete invocation with
-    these children has (the digest a checkpoint had before issue 15); they are
-    staged in ``store``, so they are readable at once and written with its next
-    write.
+    these children has (the digest a checkpoint had before issue 15); the node
+    carries them, and ``Node.invocation`` stages them in the store.
     """
     chain = [(digest, entry)]
     base: tuple[str, ...] = ()
@@ -341,22 +356,26 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
             break
     children = list(base)
     for at, record in reversed(chain):
-        if record.kept > len(children):
+        if record.dropped > len(children) or (record.dropped and record.previous is None):
             raise DeserializationError(
-                f"checkpoint {at} keeps {record.kept} children, but the checkpoint it "
+                f"checkpoint {at} drops {record.dropped} children, but the checkpoint it "
                 f"follows records {len(children)}"
             )
-        del children[record.kept :]
+        del children[len(children) - record.dropped :]
         children.extend(c.digest for c in record.added)
     request_digest = entry.request.digest
     request = expect_record(unpack_value(store.get_object(request_digest)), request_digest, Request)
     objects: dict[str, bytes] = {}
     invokable = request.invokable.digest
-    node = build(
+    built = build(
         objects, request_digest, invokable, request.input.digest, invokable,
         None, None, False, children,
     )  # fmt: skip
-    store.stage(objects)
+    node = Node(
+        built.digest, built.request_digest, built.response_digest, built.invokable_digest,
+        built.input_digest, built.post_invokable_digest, None, None, False, built.children,
+        objects,
+    )  # fmt: skip
     cache.put(node)
     return node
 
@@ -446,7 +465,8 @@ def load(store: Store, digest: str, cache: NodeCache | None = None) -> Node:
     """The node of the stored invocation ``digest``: cached, else read from its records.
 
     ``digest`` may also be a checkpoint (``checkpoint``): its node is the incomplete
-    invocation it stands for (whose own digest differs), built from the journal.
+    invocation it stands for (whose own digest differs), built from the journal (its
+    records are built in memory, and staged only when ``node.invocation()`` is used).
     Raises ``ObjectMissing`` or ``ObjectCorrupt`` as any read does, and
     ``DeserializationError`` if a record is not of the kind its place requires.
     """
