@@ -16,7 +16,10 @@ cheaper), how flat the cost is (10,000 steps against 100), the bytes written by 
 invocation), answer-to-done latency over 20 flows, and the recovery time after
 kill -9 measured by ``bench/flows_recovery.py`` (issue 15, helper 15c) if present.
 
-    python bench/bench_flows.py [--quick] [--profile] [--no-recovery]
+    python bench/bench_flows.py [--quick] [--profile] [--no-recovery] [--repeat 3]
+
+Each cell below 10,000 steps is the median of ``--repeat`` runs (the machine's
+CPUs are shared); 10,000 steps run once.
 
 The worker imports this module (``ENACT_IMPORTS=bench.bench_flows``) for the
 registered functions below; everything else happens under ``main``.
@@ -191,11 +194,23 @@ def run(n):
     return {"n": n, "seconds": seconds, "bytes": size}
 
 run(10)  # warm up, as enact's worker is
-print(json.dumps([run(int(n)) for n in sys.argv[1:]]))
+repeats = int(sys.argv[1])
+print(json.dumps([[run(int(n)) for _ in range(repeats if int(n) < 10000 else 1)]
+                  for n in sys.argv[2:]]))
 '''
 
 
-def langgraph(sizes: tuple[int, ...]) -> dict[int, Cell] | str:
+def median(cells: list[Cell]) -> Cell:
+    """The run of median time (CPUs are shared: single runs are noisy)."""
+    return sorted(cells, key=lambda c: c.seconds)[len(cells) // 2]
+
+
+def repeated(n: int, repeats: int, measure: Callable[[], Cell]) -> Cell:
+    """``measure`` ``repeats`` times (once at 10,000 steps and above); the median run."""
+    return median([measure() for _ in range(repeats if n < 10_000 else 1)])
+
+
+def langgraph(sizes: tuple[int, ...], repeats: int) -> dict[int, Cell] | str:
     """LangGraph's side, in its own virtualenv; a reason string if it cannot run."""
     if not LANGGRAPH_PYTHON.exists():
         return f"skipped: no {LANGGRAPH_PYTHON} (python -m venv /tmp/lgvenv; pip install " \
@@ -204,14 +219,18 @@ def langgraph(sizes: tuple[int, ...]) -> dict[int, Cell] | str:
         script.write(LANGGRAPH_SCRIPT)
     try:
         out = subprocess.run(
-            [str(LANGGRAPH_PYTHON), script.name, *map(str, sizes)],
+            [str(LANGGRAPH_PYTHON), script.name, str(repeats), *map(str, sizes)],
             capture_output=True, text=True, timeout=1800, cwd=tempfile.gettempdir(),
         )  # fmt: skip
     finally:
         os.unlink(script.name)
     if out.returncode != 0:
         return f"skipped: LangGraph failed: {out.stderr.strip().splitlines()[-1:]}"
-    return {r["n"]: Cell(r["n"], r["seconds"], r["bytes"]) for r in json.loads(out.stdout)}
+    runs = json.loads(out.stdout)
+    return {
+        n: median([Cell(r["n"], r["seconds"], r["bytes"]) for r in cells])
+        for n, cells in zip(sizes, runs)
+    }
 
 
 # Servers of our own ------------------------------------------------------------------
@@ -338,6 +357,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 steps only")
     parser.add_argument("--profile", action="store_true", help="cProfile the per-step path")
     parser.add_argument("--no-recovery", action="store_true", help="skip the kill -9 row")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per cell below 10,000 steps (median)"
+    )
     opts = parser.parse_args()
     sizes = QUICK_SIZES if opts.quick else SIZES
     tmp = Path(tempfile.mkdtemp(prefix="enact-bench-flows-"))
@@ -349,9 +371,12 @@ def main() -> None:
     results: dict[str, dict[int, Cell]] = {}
     for fsync in (False, True):
         label = f"enact in process, fsync {'on' if fsync else 'off'}"
-        results[label] = {n: in_process(n, fsync, start()) for n in sizes}
+        results[label] = {
+            n: repeated(n, opts.repeat, lambda n=n, fsync=fsync: in_process(n, fsync, start()))
+            for n in sizes
+        }
         print(f"  measured {label}", file=sys.stderr)
-    lg = langgraph(sizes)
+    lg = langgraph(sizes, opts.repeat)
     print("  measured LangGraph", file=sys.stderr)
 
     redis_port = free_port()
@@ -382,7 +407,10 @@ def main() -> None:
                 worker.wait_ready()
                 on_worker(10, start(), root)  # warm up: connections, imports
                 label = f"enact worker, fsync {'on' if fsync else 'off'}"
-                results[label] = {n: on_worker(n, start(), root) for n in sizes}
+                results[label] = {
+                    n: repeated(n, opts.repeat, lambda n=n: on_worker(n, start(), root))
+                    for n in sizes
+                }
                 print(f"  measured {label}", file=sys.stderr)
                 if not fsync:
                     latencies = answer_latency(LATENCY_FLOWS)

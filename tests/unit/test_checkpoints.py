@@ -229,6 +229,47 @@ def test_a_record_that_ended_is_never_the_checkpoint(store: enact.Store) -> None
     assert tree.load(store, head).children == tree.load(store, inv.digest).children
 
 
+@enact.register
+def fan_out_flow() -> int:
+    """Two steps, a fan-out of two children run elsewhere (checkpointed), then the
+    fan-out's slots given back (as ``map`` does when an item raised) and one step."""
+    scope = calls.current()
+    assert scope is not None
+    journal_step(BIG)
+    journal_step(BIG + 1)
+    store = calls.store_of(scope)
+    slots = []
+    for x in (BIG + 10, BIG + 11):
+        input_object, immutable = calls.args_object((x,), {})
+        spec = calls.prepare(scope, journal_step, journal_step.reference_object(), input_object,
+                             immutable)  # fmt: skip
+        slots.append((calls.reserve(scope, spec), x))
+    for slot, x in slots:  # "elsewhere": a run of its own, its records handed over
+        run = calls.Run(store)
+        with run:
+            journal_step(x)
+        for digest, data in run.take_objects().items():
+            calls.stage(scope, digest, data)
+        calls.fill(slot, run.top())  # type: ignore[arg-type]
+    calls.step(scope)
+    calls.release(slots[0][0])
+    return journal_step(BIG + 2)
+
+
+def test_slots_given_back_after_a_checkpoint_are_dropped_by_the_next(
+    store: enact.Store,
+) -> None:
+    inv, heads = run_with_checkpoints(fan_out_flow)
+    assert len(heads) == 4
+    assert len(tree.load(store, heads[2]).children) == 4
+    entry = store.checkout(heads[3])
+    assert entry.previous.digest == heads[2] and entry.dropped == 2 and len(entry.added) == 1
+    final = tree.load(store, inv.digest)
+    assert len(final.children) == 3
+    assert tree.load(store, heads[3]).digest == old_checkpoint(store, inv.digest, 3).digest
+    assert inv.get_output() == BIG + 3
+
+
 def test_a_broken_entry_is_reported(store: enact.Store) -> None:
     _, heads = run_with_checkpoints(journal_flow, (2, BIG))
     good = store.checkout(heads[1])
