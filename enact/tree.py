@@ -62,7 +62,7 @@ class Node:
         "raised_digest",
         "raised_here",
         "children",
-        "records",
+        "unstored",
     )
 
     def __init__(
@@ -77,7 +77,7 @@ class Node:
         raised_digest: str | None,
         raised_here: bool,
         children: tuple[str, ...],
-        records: Mapping[str, bytes] | None = None,
+        unstored: bool = False,
     ) -> None:
         self.digest = digest
         self.request_digest = request_digest
@@ -89,9 +89,9 @@ class Node:
         self.raised_digest = raised_digest
         self.raised_here = raised_here
         self.children = children
-        # Records built in memory that the store may not hold: a checkpoint's
-        # incomplete invocation (see ``load``), staged when ``invocation`` is asked for.
-        self.records = records
+        # Its response and invocation records may not be in the store: the node of
+        # a checkpoint (see ``load``). ``invocation`` packs and stages them.
+        self.unstored = unstored
 
     @property
     def complete(self) -> bool:
@@ -102,14 +102,17 @@ class Node:
         """The ``Invocation`` record of this call (its digest already known); its refs
         remember ``store`` if one is given, so it keeps working outside ``with store:``.
 
-        A node loaded from a checkpoint has records built in memory: they are staged
-        in ``store`` (or the active store), so the invocation can be read at once,
-        and written with that store's next write.
+        The node of a checkpoint (``load``) stands for records the store may not
+        hold: they are packed again and staged in ``store`` (or the active store),
+        so the invocation can be read at once, and written with that store's next
+        write.
         """
-        if self.records is not None:
+        if self.unstored:
             target = store if store is not None else active_store()
             if target is not None:
-                target.stage(self.records)
+                objects: dict[str, bytes] = {}
+                incomplete(objects, self, self.children)
+                target.stage(objects)
         return Invocation.known(self.request_digest, self.response_digest, self.digest, store)
 
     def __repr__(self) -> str:
@@ -336,8 +339,8 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
     Follows ``previous`` back to the start of the journal (or to an invocation it
     continues, or to a node already loaded), one read per entry, then replays the
     entries forward. The records built here are those an incomplete invocation with
-    these children has (the digest a checkpoint had before issue 15); the node
-    carries them, and ``Node.invocation`` stages them in the store.
+    these children has (the digest a checkpoint had before issue 15);
+    ``Node.invocation`` packs them again and stages them in the store.
     """
     chain = [(digest, entry)]
     base: tuple[str, ...] = ()
@@ -374,7 +377,7 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
     node = Node(
         built.digest, built.request_digest, built.response_digest, built.invokable_digest,
         built.input_digest, built.post_invokable_digest, None, None, False, built.children,
-        objects,
+        True,
     )  # fmt: skip
     cache.put(node)
     return node
@@ -466,7 +469,7 @@ def load(store: Store, digest: str, cache: NodeCache | None = None) -> Node:
 
     ``digest`` may also be a checkpoint (``checkpoint``): its node is the incomplete
     invocation it stands for (whose own digest differs), built from the journal (its
-    records are built in memory, and staged only when ``node.invocation()`` is used).
+    records are staged in the store only when ``node.invocation()`` is used).
     Raises ``ObjectMissing`` or ``ObjectCorrupt`` as any read does, and
     ``DeserializationError`` if a record is not of the kind its place requires.
     """
