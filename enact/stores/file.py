@@ -16,12 +16,16 @@ identical bytes). Nothing here unpickles anything: objects are opaque bytes,
 verified by ``Store`` on read.
 
 With ``fsync`` (``ENACT_FSYNC=1``, ``Settings.fsync``) a ``put`` returns only once
-its objects survive a power loss: every temporary file is fsynced before it is
-renamed into place (so a file under a digest name is never short, even after a
-crash), then every directory a rename or a new shard changed. Each of the two
-rounds runs its fsyncs in parallel, so the filesystem commits them together: a
-batch (one flow checkpoint, say) costs about two journal commits, not two per
-object.
+its objects survive a power loss: the files are written and renamed into place,
+then the new files and every directory a rename or a new shard changed are fsynced
+in one round, in parallel, so the filesystem commits them together: a batch (one
+flow checkpoint, say) costs about one journal commit, not two per object. A power
+loss during that round may leave a file under its digest name that is short: no
+acknowledged record links it (the put did not return), a read finds the digest
+wrong and moves the file aside, and in this mode a put checks a young file's bytes
+before trusting it, so the next write of that object repairs it. A file that
+replaces an older copy (the reuse horizon) is fsynced before its rename, so what
+was acknowledged once is never lost.
 
 Garbage collection (``enact.gc``) relies on two rules kept here. A ``put`` trusts
 an existing file only if it was written within ``REUSE_HORIZON_S``; an older one
@@ -124,68 +128,76 @@ class FileBackend(BackendQueries):
     def put(self, objects: Mapping[str, bytes]) -> None:
         """Write each object unless a copy written within the reuse horizon exists.
 
-        With ``fsync``, everything written is durable when this returns.
+        With ``fsync``, everything written is durable when this returns, and a young
+        copy is trusted only if its bytes hash to its digest (a write cut short by a
+        power loss is written again).
         """
         trusted_after = time.time() - self.reuse_horizon_s
-        objects_dir = self._objects
+        objects_dir, fsync = self._objects, self.fsync
         stat, join = os.stat, os.path.join
-        todo: list[tuple[str, str, str, bytes]] = []
+        todo: list[tuple[str, str, str, bytes, bool]] = []
         for digest, data in objects.items():
             _check_digest(digest, self.root)
             directory = join(objects_dir, digest[:2], digest[2:4])
             path = join(directory, digest)
             try:
-                if stat(path).st_mtime >= trusted_after:
-                    continue  # content-addressed: the same digest means the same bytes
+                young = stat(path).st_mtime >= trusted_after
             except (FileNotFoundError, NotADirectoryError):
-                pass
+                todo.append((digest, directory, path, data, False))
+                continue
             except OSError as exc:
                 raise StoreError(f"cannot check object {digest} in {self.root}: {exc}") from exc
-            todo.append((digest, directory, path, data))
-        if self.fsync:
+            # content-addressed: the same digest means the same bytes
+            if young and (not fsync or _intact(path, digest)):
+                continue
+            todo.append((digest, directory, path, data, True))
+        if fsync:
             if todo:
                 self._put_durably(todo)
             return
-        for digest, directory, path, data in todo:
+        for digest, directory, path, data, _ in todo:
             try:
                 self._write_atomic(directory, path, data)
             except OSError as exc:
                 raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
 
-    def _put_durably(self, todo: list[tuple[str, str, str, bytes]]) -> None:
-        """Write objects so that they survive a power loss: write every temporary
-        file, fsync them all (one parallel round), rename each into place, then
-        fsync every directory changed (a second round)."""
+    def _put_durably(self, todo: list[tuple[str, str, str, bytes, bool]]) -> None:
+        """Write objects so that they survive a power loss, in one round of fsyncs.
+
+        Every temporary file is written and renamed into place, then the new files
+        and every directory changed are fsynced at once (in parallel: the filesystem
+        commits them together). A file that replaces an existing copy is fsynced
+        before its rename too, so a crash never leaves less than that copy.
+        """
         changed: set[str] = set()
         fds: list[int] = []
         temporaries: list[tuple[str, str]] = []  # (temporary name, path)
         renamed = 0
         current = todo[0][0]
         try:
-            for digest, directory, path, data in todo:
+            for digest, directory, path, data, _ in todo:
                 current = digest
                 tmp, fd = self._open_temporary(directory, changed)
                 fds.append(fd)
                 temporaries.append((tmp, path))
                 _write_all(fd, data)
             current = f"{len(todo)} objects"
-            _each(os.fsync, fds)
-            while fds:
-                os.close(fds.pop())
+            _each(_sync, [fd for fd, item in zip(fds, todo) if item[4]])
             for tmp, path in temporaries:
                 os.replace(tmp, path)
                 renamed += 1
                 changed.add(os.path.dirname(path))
-            _each(_fsync_directory, sorted(changed))
+            _each(_sync, [*(fd for fd, item in zip(fds, todo) if not item[4]), *sorted(changed)])
         except OSError as exc:
-            for fd in fds:
-                os.close(fd)
             for tmp, _ in temporaries[renamed:]:
                 try:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
             raise StoreError(f"cannot write {current} durably to {self.root}: {exc}") from exc
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _type_path(self, type_key: TypeKey) -> Path:
         name = type_key.name
@@ -255,7 +267,7 @@ class FileBackend(BackendQueries):
             raise
         if changed is not None:
             changed.add(str(directory))
-            _each(_fsync_directory, sorted(changed))
+            _each(_sync, sorted(changed))
 
     # -- containment ----------------------------------------------------------
 
@@ -385,15 +397,28 @@ def _each(fn: Callable[[Any], None], items: Sequence[Any]) -> None:
         future.result()
 
 
-def _fsync_directory(directory: str) -> None:
-    """Make a directory's entries (a rename, a new file or subdirectory) durable."""
+def _sync(target: int | str) -> None:
+    """fsync an open file, or a directory by name (its entries: a rename, a new file
+    or subdirectory)."""
+    if isinstance(target, int):
+        os.fsync(target)
+        return
     if os.name != "posix":  # directories cannot be opened for fsync elsewhere
         return
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(target, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _intact(path: str, digest: str) -> bool:
+    """Whether the file holds bytes that hash to ``digest``."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest() == digest
+    except FileNotFoundError:
+        return False
 
 
 def _make_directory(directory: str, changed: set[str] | None) -> None:
