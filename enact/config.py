@@ -105,12 +105,11 @@ class Settings:
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     worker_pool: str = DEFAULT_WORKER_POOL
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    fsync: bool = DEFAULT_FSYNC  # durability (issue 15): see ENV_FSYNC
     flow_lock_ttl_s: float = DEFAULT_FLOW_LOCK_TTL_S
     cache_url: str | None = _FOLLOW_REDIS
     cache_ttl_s: float = DEFAULT_CACHE_TTL_S
     gc_grace_s: float = DEFAULT_GC_GRACE_S
-    # Durability (issue 15): fsync each file store write and its directory.
-    fsync: bool = DEFAULT_FSYNC
 
     def __post_init__(self) -> None:
         if self.broker_url is None:
@@ -154,12 +153,12 @@ class Settings:
             checkpoint_interval_s=_number(
                 e, ENV_CHECKPOINT_INTERVAL_S, DEFAULT_CHECKPOINT_INTERVAL_S
             ),
+            fsync=_flag(e, ENV_FSYNC, DEFAULT_FSYNC),
             flow_lock_ttl_s=_number(e, ENV_FLOW_LOCK_TTL_S, DEFAULT_FLOW_LOCK_TTL_S)
             or DEFAULT_FLOW_LOCK_TTL_S,
             cache_url=None if cache_off else (cache_raw or redis_url),
             cache_ttl_s=_number(e, ENV_CACHE_TTL_S, DEFAULT_CACHE_TTL_S),
             gc_grace_s=_number(e, ENV_GC_GRACE_S, DEFAULT_GC_GRACE_S),
-            fsync=_flag(e, ENV_FSYNC, DEFAULT_FSYNC),
         )
 
     def replace(self, **changes: Any) -> Settings:
