@@ -174,7 +174,7 @@ class _Session:
 
     __slots__ = (
         "store", "cache", "objects", "strict", "exception_override", "retry_raised",
-        "on_step", "run", "top", "last_checkpoint",
+        "on_step", "run", "top",
     )  # fmt: skip
 
     def __init__(
@@ -196,7 +196,6 @@ class _Session:
         self.run = run
         # The frame of the top-level call running now (what a checkpoint records).
         self.top: _Frame | None = None
-        self.last_checkpoint: Node | None = None
 
     def flush(self) -> None:
         """Write every object recorded so far, except those this store wrote lately.
@@ -232,6 +231,11 @@ class _Frame:
         "_child_exceptions",
         "spec",
         "unstarted",
+        "journal",
+        "prefix",
+        "low",
+        "base",
+        "matched",
     )
 
     def __init__(
@@ -252,6 +256,15 @@ class _Frame:
         self.spec = spec
         # Async child calls created but not yet started (their slots come at start).
         self.unstarted = 0
+        # Checkpoints of a top-level call (``Run.checkpoint``): the last one written;
+        # how many children are known to have finished, in a row from the first;
+        # the lowest slot given back since the last one (``release``); and the
+        # recorded call this one replays, which a first checkpoint continues.
+        self.journal: tree.Journal | None = None
+        self.prefix = 0
+        self.low = _NO_SLOT
+        self.base: tuple[str, tuple[str, ...], bool] | None = None
+        self.matched = 0
 
     @property
     def child_exception(self) -> BaseException | None:
@@ -325,15 +338,25 @@ class _Frame:
                 out.append(child.digest)
         return out
 
-    def finished_prefix(self) -> list[str]:
-        """Digests of the children that finished before the first one still running."""
-        prefix = []
-        for child in self.children:
+    def finished(self) -> int:
+        """How many children finished before the first one still running (or unrecorded).
+
+        Scans on from where the last call stopped: finished children stay finished
+        until ``release`` gives their slots back (and lowers ``prefix``).
+        """
+        children = self.children
+        end, count = self.prefix, len(children)
+        while end < count:
+            child = children[end]
             if child is None or child is UNRECORDED:
                 break
-            prefix.append(child.digest)
-        return prefix
+            end += 1
+        self.prefix = end
+        return end
 
+
+# ``_Frame.low`` when no slot was given back since the last checkpoint.
+_NO_SLOT = 1 << 62
 
 #: An opaque handle on the running tracked call: pass it back to this module's
 #: functions, never read its attributes.
@@ -422,7 +445,14 @@ class Run:
         The record holds the children that finished (a prefix: a child still
         running and everything after it are left out); everything recorded so
         far is written with it. Replaying the digest (``invoke(replay_from=...)``)
-        reuses those children. How it is stored is ``tree.checkpoint``'s business.
+        reuses those children; ``tree.load`` reads it as that incomplete call.
+
+        Its cost does not grow with the call: a journal entry (``tree.checkpoint``)
+        names the previous checkpoint and the children finished since, so this
+        writes the new records plus a constant-size entry. A call that replays a
+        record (a resumed flow) continues from that record: while its finished
+        children are the record's own, the checkpoint is the record's digest, and
+        the first entry after that keeps the children it shares with it.
         """
         session = self._session
         frame = session.top
@@ -431,18 +461,41 @@ class Run:
         spec = frame.spec
         request_digest, data = tree.request_object(spec.invokable_digest, spec.input_digest)
         session.objects[request_digest] = data
-        node = tree.checkpoint(
-            session.objects,
-            session.last_checkpoint,
-            request_digest,
-            spec.invokable_digest,
-            spec.input_digest,
-            frame.finished_prefix(),
-        )
-        session.cache.put(node)
-        session.last_checkpoint = node
+        end = frame.finished()
+        children = frame.children
+        journal = frame.journal
+        ended = False  # the journal stands on a record of a call that returned or raised
+        if journal is not None:
+            kept = min(journal.length, frame.low, end)
+        elif frame.base is not None:
+            # Resuming: the children replayed so far are the record's own (same
+            # digests) up to ``matched``. While that covers every finished child,
+            # the record itself is the checkpoint (if it is incomplete: a checkpoint
+            # that returned or raised would not run again): nothing new to write.
+            base_digest, recorded, incomplete = frame.base
+            kept, limit = min(frame.matched, frame.low), min(len(recorded), end)
+            while kept < limit and children[kept].digest == recorded[kept]:  # type: ignore[union-attr]
+                kept += 1
+            frame.matched = kept
+            frame.low = _NO_SLOT
+            if kept == end and incomplete:
+                session.flush()
+                return base_digest
+            frame.base = None
+            journal = tree.Journal(base_digest, len(recorded))
+            ended = not incomplete
+        else:
+            kept = 0
+        if journal is None or kept != journal.length or kept != end or ended:
+            added = [children[i].digest for i in range(kept, end)]  # type: ignore[union-attr]
+            # Keeping nothing, the entry starts a journal: it need not keep the old
+            # one alive.
+            previous = journal if kept else None
+            journal = tree.checkpoint(session.objects, previous, request_digest, kept, added)
+        frame.journal = journal
+        frame.low = _NO_SLOT
         session.flush()
-        return node.digest
+        return journal.digest
 
     def flush(self) -> None:
         """Write the run's records not yet written, in one batch."""
@@ -735,6 +788,11 @@ def _enter(frame: _Frame, spec: CallSpec, recorded: Node | None) -> _Frame:
     child = _Frame(session, None if recorded is None else recorded.children, spec, top)
     if top:
         session.top = child
+        if recorded is not None and frame.recorded is not None:
+            # What the run was given to replay (a checkpoint's digest, say), not
+            # ``recorded.digest``: a checkpoint loads as a record of another digest.
+            source = frame.recorded[frame.cursor - 1]
+            child.base = (source, recorded.children, not recorded.complete)
     return child
 
 
@@ -889,6 +947,10 @@ def release(slot: Slot) -> None:
     del frame.children[slot.index :]
     frame.cursor = slot._cursor
     frame.diverged = slot._diverged
+    if slot.index < frame.low:
+        frame.low = slot.index
+    if slot.index < frame.prefix:
+        frame.prefix = slot.index
 
 
 def step(scope: _Frame) -> None:

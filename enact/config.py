@@ -78,6 +78,25 @@ DEFAULT_MAP_TIMEOUT_S = 3600.0  # enact.worker.map / replay_many without a timeo
 _FOLLOW_REDIS = ""  # cache_url: use redis_url
 
 
+# Durability (issue 15) ------------------------------------------------------------
+# ENACT_FSYNC=1: the file store fsyncs every object it writes, and the directories
+# the renames changed, before a write returns (one parallel round per batch), so a
+# checkpoint survives a power loss. Off by default: S3 and Redis with AOF are
+# durable already, and a local store is usually scratch.
+ENV_FSYNC = "ENACT_FSYNC"
+DEFAULT_FSYNC = False
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise ConfigError(f"{name}={env[name]!r} must be 1 or 0 (true/false, yes/no, on/off)")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting enact reads, resolved. Build it with ``from_env`` or by hand.
@@ -101,6 +120,7 @@ class Settings:
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     worker_pool: str = DEFAULT_WORKER_POOL
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    fsync: bool = DEFAULT_FSYNC  # durability (issue 15): see ENV_FSYNC
     flow_lock_ttl_s: float = DEFAULT_FLOW_LOCK_TTL_S
     cache_url: str | None = _FOLLOW_REDIS
     cache_ttl_s: float = DEFAULT_CACHE_TTL_S
@@ -151,6 +171,7 @@ class Settings:
             checkpoint_interval_s=_number(
                 e, ENV_CHECKPOINT_INTERVAL_S, DEFAULT_CHECKPOINT_INTERVAL_S
             ),
+            fsync=_flag(e, ENV_FSYNC, DEFAULT_FSYNC),
             flow_lock_ttl_s=_number(e, ENV_FLOW_LOCK_TTL_S, DEFAULT_FLOW_LOCK_TTL_S)
             or DEFAULT_FLOW_LOCK_TTL_S,
             cache_url=None if cache_off else (cache_raw or redis_url),

@@ -25,7 +25,7 @@ from enact.context import store_for
 from enact.digests import digest_bytes
 from enact.errors import DeserializationError, EnactError
 from enact.refs import Ref
-from enact.registry import BUILTIN_TYPES, register
+from enact.registry import BUILTIN_TYPES, register, shown
 from enact.resources import (
     ImmutableResource,
     Resource,
@@ -303,6 +303,50 @@ class Invocation(Resource):
     def pending_input_requests(self) -> list[tuple[tuple[int, ...], InputRequest]]:
         """Unanswered input requests, as ``(path, request)`` in execution order."""
         return _engine().pending_input_requests(self)
+
+
+@register
+@dataclass
+class Checkpoint(Resource):
+    """One entry of a running call's checkpoint journal (issue 15).
+
+    A running top-level call is checkpointed after each step. Rewriting its whole
+    list of children every time would cost O(n) bytes a step, so a checkpoint is an
+    entry that names only what changed: ``previous`` (the last checkpoint of the
+    same call, or an ``Invocation`` record it continues, or ``None``), how many of
+    its last children are ``dropped`` (almost always none: the count is stored, so
+    the entry does not grow with the flow), and the children ``added``. The call's
+    children are ``previous``'s without the last ``dropped``, then ``added``; the
+    call itself is ``request``. ``enact.tree.load`` reads an entry as the
+    incomplete ``Invocation`` it stands for. Every field is a link in the packed
+    header, so gc reaches the whole chain without decoding it.
+    """
+
+    previous: Ref | None
+    request: Ref
+    dropped: int
+    added: list
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> Checkpoint:
+        check_fields(cls, fields, _CHECKPOINT_FIELDS)
+        dropped, added = fields["dropped"], fields["added"]
+        if type(dropped) is not int or dropped < 0:
+            raise DeserializationError(
+                f"stored Checkpoint.dropped must be a count, got {shown(dropped, 40)}"
+            )
+        for child in added:
+            if type(child) is not Ref:
+                raise DeserializationError("stored Checkpoint.added must hold only refs")
+        return cls(fields["previous"], fields["request"], dropped, added)
+
+
+_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "previous": _OPTIONAL_REF,
+    "request": Ref,
+    "dropped": int,
+    "added": list,
+}
 
 
 class InvocationEngine(Protocol):

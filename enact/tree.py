@@ -31,9 +31,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from msgpack import ExtType
 
+from enact.context import active_store
 from enact.digests import digest_bytes, is_digest
 from enact.errors import DeserializationError
-from enact.records import Invocation, Request, Response, expect_record
+from enact.records import Checkpoint, Invocation, Request, Response, expect_record
 from enact.registry import shown
 from enact.serialization import EXT_REF, EXT_RESOURCE, pack_encoded, unpack_value
 from enact.store import Store
@@ -61,6 +62,7 @@ class Node:
         "raised_digest",
         "raised_here",
         "children",
+        "unstored",
     )
 
     def __init__(
@@ -75,6 +77,7 @@ class Node:
         raised_digest: str | None,
         raised_here: bool,
         children: tuple[str, ...],
+        unstored: bool = False,
     ) -> None:
         self.digest = digest
         self.request_digest = request_digest
@@ -86,6 +89,9 @@ class Node:
         self.raised_digest = raised_digest
         self.raised_here = raised_here
         self.children = children
+        # Its response and invocation records may not be in the store: the node of
+        # a checkpoint (see ``load``). ``invocation`` packs and stages them.
+        self.unstored = unstored
 
     @property
     def complete(self) -> bool:
@@ -94,7 +100,19 @@ class Node:
 
     def invocation(self, store: Store | None = None) -> Invocation:
         """The ``Invocation`` record of this call (its digest already known); its refs
-        remember ``store`` if one is given, so it keeps working outside ``with store:``."""
+        remember ``store`` if one is given, so it keeps working outside ``with store:``.
+
+        The node of a checkpoint (``load``) stands for records the store may not
+        hold: they are packed again and staged in ``store`` (or the active store),
+        so the invocation can be read at once, and written with that store's next
+        write.
+        """
+        if self.unstored:
+            target = store if store is not None else active_store()
+            if target is not None:
+                objects: dict[str, bytes] = {}
+                incomplete(objects, self, self.children)
+                target.stage(objects)
         return Invocation.known(self.request_digest, self.response_digest, self.digest, store)
 
     def __repr__(self) -> str:
@@ -252,35 +270,117 @@ def answered(objects: dict[str, bytes], node: Node, output_digest: str) -> Node:
     )
 
 
-# Checkpoints ------------------------------------------------------------------------
+# Checkpoints: a journal ---------------------------------------------------------------
+
+
+class Journal:
+    """The last checkpoint of a running call, in memory: enough to write the next.
+
+    ``digest`` is what to resume from (a ``Checkpoint`` entry, or the ``Invocation``
+    record the run continues); ``length`` is how many children it records.
+    """
+
+    __slots__ = ("digest", "length")
+
+    def __init__(self, digest: str, length: int) -> None:
+        self.digest = digest
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.digest[:12]}: {self.length} children>"
+
+
+_CHECKPOINT_MARKER = ExtType(EXT_RESOURCE, Checkpoint.type_id().encode())
 
 
 def checkpoint(
     objects: dict[str, bytes],
-    previous: Node | None,
+    previous: Journal | None,
     request_digest: str,
-    invokable_digest: str,
-    input_digest: str,
-    children: Sequence[str],
-) -> Node:
-    """The record of a running call whose first ``len(children)`` children finished.
+    kept: int,
+    added: Sequence[str],
+) -> Journal:
+    """Record that a running call's children are ``previous``'s first ``kept`` ones,
+    then ``added``; returns the checkpoint to resume from (its entry in ``objects``).
 
-    Returns the node to resume from (``invoke(replay_from=node.digest)``), its
-    records added to ``objects``. ``previous`` is the same run's last checkpoint.
-    This is the one place that decides how a checkpoint is stored: today an
-    incomplete invocation, so each one rewrites the children list.
+    The entry is a ``Checkpoint`` record of constant size beyond the digests in
+    ``added`` (it stores how many children are dropped, zero unless slots were
+    given back): a checkpoint never rewrites the children recorded before it, so a
+    flow of n steps, checkpointed after each, writes O(n) bytes in all. ``load``
+    reads it as the incomplete invocation it stands for.
     """
-    return build(
-        objects,
-        request_digest,
-        invokable_digest,
-        input_digest,
-        invokable_digest,
-        None,
-        None,
-        False,
-        children,
-    )
+    if previous is None:
+        if kept:
+            raise ValueError(f"a first checkpoint keeps no children, got kept={kept}")
+    elif not 0 <= kept <= previous.length:
+        raise ValueError(f"cannot keep {kept} of the {previous.length} children checkpointed")
+    links = set(added)
+    links.add(request_digest)
+    if previous is not None:
+        links.add(previous.digest)
+    body = [
+        _CHECKPOINT_MARKER,
+        {
+            "added": [_ext(c) for c in added],
+            "dropped": 0 if previous is None else previous.length - kept,
+            "previous": None if previous is None else _ext(previous.digest),
+            "request": _ext(request_digest),
+        },
+    ]
+    data = pack_encoded(body, links)
+    digest = digest_bytes(data)
+    objects[digest] = data
+    return Journal(digest, kept + len(added))
+
+
+def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint) -> Node:
+    """The incomplete invocation a checkpoint stands for; its records are staged.
+
+    Follows ``previous`` back to the start of the journal (or to an invocation it
+    continues, or to a node already loaded), one read per entry, then replays the
+    entries forward. The records built here are those an incomplete invocation with
+    these children has (the digest a checkpoint had before issue 15);
+    ``Node.invocation`` packs them again and stages them in the store.
+    """
+    chain = [(digest, entry)]
+    base: tuple[str, ...] = ()
+    previous = entry.previous
+    while previous is not None:
+        known = cache.nodes.get(previous.digest)
+        if known is not None:
+            base = known.children
+            break
+        record = unpack_value(store.get_object(previous.digest))
+        if type(record) is Checkpoint:
+            chain.append((previous.digest, record))
+            previous = record.previous
+        else:
+            base = load(store, previous.digest, cache).children
+            break
+    children = list(base)
+    for at, record in reversed(chain):
+        if record.dropped > len(children) or (record.dropped and record.previous is None):
+            raise DeserializationError(
+                f"checkpoint {at} drops {record.dropped} children, but the checkpoint it "
+                f"follows records {len(children)}"
+            )
+        del children[len(children) - record.dropped :]
+        children.extend(c.digest for c in record.added)
+    request_digest = entry.request.digest
+    request = expect_record(unpack_value(store.get_object(request_digest)), request_digest, Request)
+    objects: dict[str, bytes] = {}
+    invokable = request.invokable.digest
+    built = build(
+        objects, request_digest, invokable, request.input.digest, invokable,
+        None, None, False, children,
+    )  # fmt: skip
+    node = Node(
+        built.digest, built.request_digest, built.response_digest, built.invokable_digest,
+        built.input_digest, built.post_invokable_digest, None, None, False, built.children,
+        True,
+    )  # fmt: skip
+    cache.put(node)
+    return node
 
 
 # The node cache and loading --------------------------------------------------------
@@ -306,6 +406,11 @@ class NodeCache:
         if len(nodes) > self.limit:
             with self._lock:
                 _halve(nodes, self.limit)
+
+    def alias(self, digest: str, node: Node) -> None:
+        """Find ``node`` by another digest as well (a checkpoint's, see ``load``)."""
+        self.nodes[digest] = node
+        self.put(node)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -362,6 +467,9 @@ def _node_from_records(digest: str, inv: Any, request: Any, response: Any) -> No
 def load(store: Store, digest: str, cache: NodeCache | None = None) -> Node:
     """The node of the stored invocation ``digest``: cached, else read from its records.
 
+    ``digest`` may also be a checkpoint (``checkpoint``): its node is the incomplete
+    invocation it stands for (whose own digest differs), built from the journal (its
+    records are staged in the store only when ``node.invocation()`` is used).
     Raises ``ObjectMissing`` or ``ObjectCorrupt`` as any read does, and
     ``DeserializationError`` if a record is not of the kind its place requires.
     """
@@ -369,7 +477,12 @@ def load(store: Store, digest: str, cache: NodeCache | None = None) -> Node:
         cache = cache_for(store)
     node = cache.nodes.get(digest)
     if node is None:
-        inv = expect_record(unpack_value(store.get_object(digest)), digest, Invocation)
+        record = unpack_value(store.get_object(digest))
+        if type(record) is Checkpoint:
+            node = _from_journal(store, cache, digest, record)
+            cache.alias(digest, node)
+            return node
+        inv = expect_record(record, digest, Invocation)
         request, response = inv.request.digest, inv.response.digest
         request_data, response_data = store.get_objects([request, response])
         node = _node_from_records(

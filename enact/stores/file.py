@@ -15,6 +15,18 @@ writing the same digest both succeed (the rename is atomic and both files hold
 identical bytes). Nothing here unpickles anything: objects are opaque bytes,
 verified by ``Store`` on read.
 
+With ``fsync`` (``ENACT_FSYNC=1``, ``Settings.fsync``) a ``put`` returns only once
+its objects survive a power loss: the files are written and renamed into place,
+then the new files and every directory a rename or a new shard changed are fsynced
+in one round, in parallel, so the filesystem commits them together: a batch (one
+flow checkpoint, say) costs about one journal commit, not two per object. A power
+loss during that round may leave a file under its digest name that is short: no
+acknowledged record links it (the put did not return), a read finds the digest
+wrong and moves the file aside, and in this mode a put checks a young file's bytes
+before trusting it, so the next write of that object repairs it. A file that
+replaces an older copy (the reuse horizon) is fsynced before its rename, so what
+was acknowledged once is never lost.
+
 Garbage collection (``enact.gc``) relies on two rules kept here. A ``put`` trusts
 an existing file only if it was written within ``REUSE_HORIZON_S``; an older one
 is written again, which refreshes its mtime (and repairs it if it rotted). And gc
@@ -31,8 +43,10 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
@@ -77,7 +91,7 @@ class FileBackend(BackendQueries):
         self.lock_path = self.root / "gc.lock"
         self.fsync = fsync
         self.reuse_horizon_s = reuse_horizon_s
-        self._made_dirs: set[str] = set()
+        self._objects = str(self.objects_dir)
 
     @classmethod
     def from_url(cls, url: str, settings: Any = None) -> FileBackend:
@@ -86,7 +100,7 @@ class FileBackend(BackendQueries):
         path = parts.netloc + parts.path
         if parts.scheme.lower() != "file" or not path:
             raise ConfigError(f"store URL {url!r} names no directory (expected file:///path)")
-        return cls(path)
+        return cls(path, fsync=bool(getattr(settings, "fsync", False)))
 
     @property
     def url(self) -> str:
@@ -94,8 +108,7 @@ class FileBackend(BackendQueries):
 
     def path_for(self, digest: str) -> Path:
         """Where the object for ``digest`` lives."""
-        if len(digest) < 8 or "/" in digest or "\\" in digest or digest.startswith("."):
-            raise StoreError(f"invalid digest {digest!r} for file store {self.root}")
+        _check_digest(digest, self.root)
         return self.objects_dir / digest[:2] / digest[2:4] / digest
 
     def has(self, digests: Sequence[str]) -> list[bool]:
@@ -113,21 +126,78 @@ class FileBackend(BackendQueries):
         return out
 
     def put(self, objects: Mapping[str, bytes]) -> None:
-        """Write each object unless a copy written within the reuse horizon exists."""
+        """Write each object unless a copy written within the reuse horizon exists.
+
+        With ``fsync``, everything written is durable when this returns, and a young
+        copy is trusted only if its bytes hash to its digest (a write cut short by a
+        power loss is written again).
+        """
         trusted_after = time.time() - self.reuse_horizon_s
+        objects_dir, fsync = self._objects, self.fsync
+        stat, join = os.stat, os.path.join
+        todo: list[tuple[str, str, str, bytes, bool]] = []
         for digest, data in objects.items():
-            path = self.path_for(digest)
+            _check_digest(digest, self.root)
+            directory = join(objects_dir, digest[:2], digest[2:4])
+            path = join(directory, digest)
             try:
-                if os.stat(path).st_mtime >= trusted_after:
-                    continue  # content-addressed: the same digest means the same bytes
+                young = stat(path).st_mtime >= trusted_after
             except (FileNotFoundError, NotADirectoryError):
-                pass
+                todo.append((digest, directory, path, data, False))
+                continue
             except OSError as exc:
                 raise StoreError(f"cannot check object {digest} in {self.root}: {exc}") from exc
+            # content-addressed: the same digest means the same bytes
+            if young and (not fsync or _intact(path, digest)):
+                continue
+            todo.append((digest, directory, path, data, True))
+        if fsync:
+            if todo:
+                self._put_durably(todo)
+            return
+        for digest, directory, path, data, _ in todo:
             try:
-                self._write_atomic(path, data)
+                self._write_atomic(directory, path, data)
             except OSError as exc:
                 raise StoreError(f"cannot write object {digest} to {self.root}: {exc}") from exc
+
+    def _put_durably(self, todo: list[tuple[str, str, str, bytes, bool]]) -> None:
+        """Write objects so that they survive a power loss, in one round of fsyncs.
+
+        Every temporary file is written and renamed into place, then the new files
+        and every directory changed are fsynced at once (in parallel: the filesystem
+        commits them together). A file that replaces an existing copy is fsynced
+        before its rename too, so a crash never leaves less than that copy.
+        """
+        changed: set[str] = set()
+        fds: list[int] = []
+        temporaries: list[tuple[str, str]] = []  # (temporary name, path)
+        renamed = 0
+        current = todo[0][0]
+        try:
+            for digest, directory, path, data, _ in todo:
+                current = digest
+                tmp, fd = self._open_temporary(directory, changed)
+                fds.append(fd)
+                temporaries.append((tmp, path))
+                _write_all(fd, data)
+            current = f"{len(todo)} objects"
+            _each(_sync, [fd for fd, item in zip(fds, todo) if item[4]])
+            for tmp, path in temporaries:
+                os.replace(tmp, path)
+                renamed += 1
+                changed.add(os.path.dirname(path))
+            _each(_sync, [*(fd for fd, item in zip(fds, todo) if not item[4]), *sorted(changed)])
+        except OSError as exc:
+            for tmp, _ in temporaries[renamed:]:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+            raise StoreError(f"cannot write {current} durably to {self.root}: {exc}") from exc
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _type_path(self, type_key: TypeKey) -> Path:
         name = type_key.name
@@ -142,7 +212,8 @@ class FileBackend(BackendQueries):
         body = {n: None if t is None else t.to_json() for n, t in field_types.items()}
         data = json.dumps({"type_key": type_key.as_dict(), "fields": body}, sort_keys=True)
         try:
-            self._write_atomic(self._type_path(type_key), data.encode())
+            path = self._type_path(type_key)
+            self._write_atomic(path.parent, path, data.encode())
         except OSError as exc:
             raise StoreError(f"cannot write type {type_key.name} to {self.root}: {exc}") from exc
 
@@ -158,29 +229,35 @@ class FileBackend(BackendQueries):
             for n, t in stored["fields"].items()
         }
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        directory = str(path.parent)
-        if directory not in self._made_dirs:
-            os.makedirs(directory, exist_ok=True)
-            self._made_dirs.add(directory)
+    def _open_temporary(self, directory: str, changed: set[str] | None = None) -> tuple[str, int]:
+        """A new temporary file in ``directory``, made (with its parents) if missing.
+
+        The directories whose entries that changed are added to ``changed``, for a
+        durable write to fsync.
+        """
         # A unique name (O_EXCL) in the target directory, so the rename is atomic.
         # Mode 0o666 lets the umask decide who may read, as for any open(); unlike
         # mkstemp, which would make objects readable by their writer only.
         tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
         for attempt in range(3):
             try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o666)
-                break
-            except FileNotFoundError:  # gc removed the emptied directory since we made it
+                return tmp, os.open(tmp, _CREATE_FLAGS, 0o666)
+            except FileNotFoundError:  # a new shard, or gc removed the emptied one
                 if attempt == 2:
                     raise
-                os.makedirs(directory, exist_ok=True)
+                _make_directory(directory, changed)
+        raise AssertionError("unreachable")
+
+    def _write_atomic(self, directory: str | Path, path: str | Path, data: bytes) -> None:
+        changed: set[str] | None = set() if self.fsync else None
+        tmp, fd = self._open_temporary(str(directory), changed)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                _write_all(fd, data)
                 if self.fsync:
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             try:
@@ -188,6 +265,9 @@ class FileBackend(BackendQueries):
             except FileNotFoundError:
                 pass
             raise
+        if changed is not None:
+            changed.add(str(directory))
+            _each(_sync, sorted(changed))
 
     # -- containment ----------------------------------------------------------
 
@@ -238,8 +318,7 @@ class FileBackend(BackendQueries):
         return out
 
     def set_pin(self, name: str, digest: str) -> None:
-        self._made_dirs.discard(str(self.pins_dir))
-        self._write_atomic(self.pins_dir / name, f"{digest}\n".encode())
+        self._write_atomic(self.pins_dir, self.pins_dir / name, f"{digest}\n".encode())
 
     def remove_pin(self, name: str) -> bool:
         try:
@@ -261,8 +340,7 @@ class FileBackend(BackendQueries):
                 if holder is None:
                     continue  # released meanwhile
                 if holder.get("owner") == owner:
-                    self._made_dirs.add(str(self.root))
-                    self._write_atomic(self.lock_path, body)  # renew
+                    self._write_atomic(self.root, self.lock_path, body)  # renew
                     return
                 if float(holder.get("expires", 0)) < time.time():
                     log.warning("breaking the expired gc lock %s of %s", self.lock_path, holder)
@@ -291,6 +369,87 @@ class FileBackend(BackendQueries):
 
     def __repr__(self) -> str:
         return f"FileBackend({str(self.root)!r})"
+
+
+# Durable writes ---------------------------------------------------------------------
+
+# fsyncs run in parallel so the filesystem commits them in one journal transaction.
+FSYNC_THREADS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def _each(fn: Callable[[Any], None], items: Sequence[Any]) -> None:
+    """``fn(item)`` for every item, concurrently when there are several; raises the
+    first error after all have run."""
+    global _pool, _pool_pid
+    if len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():  # a forked child needs its own
+            _pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="enact-fsync")
+            _pool_pid = os.getpid()
+        pool = _pool
+    for future in [pool.submit(fn, item) for item in items]:
+        future.result()
+
+
+def _sync(target: int | str) -> None:
+    """fsync an open file, or a directory by name (its entries: a rename, a new file
+    or subdirectory)."""
+    if isinstance(target, int):
+        os.fsync(target)
+        return
+    if os.name != "posix":  # directories cannot be opened for fsync elsewhere
+        return
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _intact(path: str, digest: str) -> bool:
+    """Whether the file holds bytes that hash to ``digest``."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest() == digest
+    except FileNotFoundError:
+        return False
+
+
+def _make_directory(directory: str, changed: set[str] | None) -> None:
+    """Make ``directory`` and any missing parents; add the directories whose entries
+    changed (the parent of each one made) to ``changed``."""
+    parent = os.path.dirname(directory)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        if parent == directory:
+            raise
+        _make_directory(parent, changed)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            return
+    if changed is not None:
+        changed.add(parent)
+
+
+def _check_digest(digest: str, root: Path) -> None:
+    if len(digest) < 8 or "/" in digest or "\\" in digest or digest.startswith("."):
+        raise StoreError(f"invalid digest {digest!r} for file store {root}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_lock(path: Path) -> dict | None:
