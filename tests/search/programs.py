@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import threading
+
 import enact
 from enact import search
 
 TARGET = [3, 1, 2, 0]
 
 
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+    def take(self) -> int:
+        with self._lock:
+            value, self.value = self.value, 0
+            return value
+
+#: how many times ``pick`` really ran in this process (reused calls do not run)
+EXECUTED = Counter()
+
+
 @enact.register
 def pick(n: int) -> int:
     """A sampled call: one of ``range(n)``."""
-    return search.draw() % n
+    value = search.draw() % n
+    EXECUTED.add()
+    return value
 
 
 @enact.register
