@@ -64,7 +64,7 @@ STRATEGIES = ("best_of_n", "beam", "mcts")
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "best_of_n": {},
     "beam": {"beam_size": 2, "width": 2},
-    "mcts": {"exploration": 0.5, "widening": 1.0},
+    "mcts": {"exploration": 0.5, "widening": 1.0, "backup": "mean"},
 }
 
 
@@ -303,6 +303,7 @@ def _beam(search: _Search) -> None:
 def _mcts(search: _Search) -> None:
     exploration = float(search.options["exploration"])
     widening = float(search.options["widening"])
+    use_max = search.options["backup"] == "max"
 
     def select() -> _Prefix:
         node = search.root
@@ -314,7 +315,7 @@ def _mcts(search: _Search) -> None:
             if not open_children:
                 return node
             log_n = math.log(max(1, seen))
-            node = max(open_children, key=lambda c: _uct(c, log_n, exploration))
+            node = max(open_children, key=lambda c: _uct(c, log_n, exploration, use_max))
 
     while not search.done():
         chosen: list[_Prefix] = []
@@ -334,9 +335,10 @@ def _mcts(search: _Search) -> None:
         search.run(planned)
 
 
-def _uct(child: _Prefix, log_n: float, exploration: float) -> tuple[float, str]:
+def _uct(child: _Prefix, log_n: float, exploration: float, use_max: bool) -> tuple[float, str]:
     n = child.visits + child.pending
-    return (child.total / n + exploration * math.sqrt(log_n / n), child.id)
+    value = (child.best or 0.0) if use_max else child.total / n
+    return (value + exploration * math.sqrt(log_n / n), child.id)
 
 
 _STRATEGY: dict[str, Callable[[_Search], None]] = {
