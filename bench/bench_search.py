@@ -193,7 +193,8 @@ def main() -> None:
         print(f"  budget {budget}: max(beam, mcts) {best_tree:.0%} vs best-of-N "
               f"{table['best_of_n'][budget]:.0%}: {verdict}")  # fmt: skip
     print("\n(b) reuse and storage, budget 128, no early stop")
-    print(f"{'strategy':<15}{'reused share':>14}{'bytes stored':>14}{'full copies':>14}{'ratio':>8}")
+    header = f"{'reused share':>14}{'bytes stored':>14}{'full copies':>14}{'ratio':>8}"
+    print(f"{'strategy':<15}{header}")
     for name, share, stored, copied in storage_rows(problems):
         print(f"{name:<15}{share:>14.0%}{stored:>14,}{copied:>14,}{copied / stored:>7.1f}x")
     print(f"  (local part: {time.perf_counter() - started:.1f} s)")

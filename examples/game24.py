@@ -68,7 +68,7 @@ def after(numbers: tuple[Fraction, ...], i: int, j: int, value: Fraction) -> tup
     return tuple(sorted(rest + [value]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def solvable(numbers: tuple[Fraction, ...]) -> bool:
     """Whether ``numbers`` (sorted) can make 24: the brute-force solver."""
     if len(numbers) == 1:
@@ -156,10 +156,9 @@ def main(argv: list[str]) -> None:
     program, scorer = solve24, verify
     if search.cluster_configured():
         import enact.worker as cluster
+        from examples import game24  # the workers know examples.game24, not __main__
 
-        # The workers import the functions from examples.game24, not from __main__.
-        from examples.game24 import solve24 as program, verify as scorer  # noqa: I001
-
+        program, scorer = game24.solve24, game24.verify
         store = cluster.store()
     else:
         store = enact.InMemoryStore()
