@@ -9,7 +9,7 @@ randomness from.
 """
 
 from enact.search.rollouts import Rollout, RolloutSpec, footprint, rollout, run_rollouts
-from enact.search.sampling import BudgetExhausted, draw, sampling
+from enact.search.sampling import BudgetExhausted, Sampler, draw, sampling
 from enact.search.strategies import (
     STRATEGIES,
     SearchOutcome,
@@ -29,6 +29,7 @@ __all__ = [
     "BudgetExhausted",
     "Rollout",
     "RolloutSpec",
+    "Sampler",
     "SearchOutcome",
     "SearchResult",
     "SearchSpec",

@@ -1,18 +1,18 @@
 """Rollouts: run a program once more from a recorded prefix, with fresh samples, and score it.
 
-A rollout is one tracked call, ``rollout(spec)``, with two children: the program's
-call and the scorer's call. The program's call replays a *prefix* (a record of the
-program rewound just before one of its sampled calls, or a record that stopped on
-``BudgetExhausted``): every recorded call before the cut is reused, the sampled
-calls after it draw afresh (``enact.search.sampling``) up to the rollout's cap.
-Then the registered scorer judges the finished invocation. The rollout returns a
-``Rollout``: the invocation, its score, what it drew and what it reused, and where
-its sampled calls are (the nodes the search can branch from next).
+A rollout is one tracked call, ``rollout(spec)``, with two children: ``execute(spec)``
+(whose one child is the program's call) and the scorer's call. The program's call
+replays a *prefix* (a record of the program rewound just before one of its sampled
+calls, or a record that stopped on ``BudgetExhausted``): every recorded call before the
+cut is reused, the sampled calls after it draw afresh (``enact.search.sampling``) up to
+the rollout's cap. Then the registered scorer judges the finished invocation. The
+rollout returns a ``Rollout``: the invocation, its score, what it drew and what it
+reused, and where its sampled calls are (the nodes the search can branch from next).
 
-Because the program's call is a child of the rollout (its slot is reserved in the
-rollout's record and filled with the run that replays the prefix), a rollout that
+Because the program's call is recorded below the rollout (its slot is reserved in
+``execute``'s record and filled with the run that replays the prefix), a rollout that
 is replayed or resumed (say, after the scorer asked a human) reuses its program
-call: a sample is never drawn twice.
+call and what ``execute`` found out about it: a sample is never drawn twice.
 
 ``run_rollouts`` runs a batch of rollouts as children of the calling tracked call,
 in order: on the cluster through ``enact.worker.map`` (workers pull them from a
@@ -37,7 +37,7 @@ from enact.search.sampling import sampling
 from enact.store import Store, iter_links
 from enact.tree import Node
 
-__all__ = ["Rollout", "RolloutSpec", "footprint", "rollout", "run_rollouts"]
+__all__ = ["Execution", "Rollout", "RolloutSpec", "execute", "footprint", "rollout", "run_rollouts"]
 
 
 @register
@@ -145,8 +145,27 @@ def _run_program(
 
 
 @register
-def rollout(spec: RolloutSpec) -> Rollout:
-    """Replay the program from ``spec``'s prefix with fresh samples, then score it."""
+@dataclass
+class Execution(Resource):
+    """The program's run in a rollout, before scoring (see ``Rollout`` for the fields).
+
+    A child call of its own, so a rollout that is re-entered (its scorer asked for
+    input) reuses it whole, with what it drew and which calls sampled.
+    """
+
+    invocation: Invocation
+    finished: bool
+    drawn: int
+    reused_samples: int
+    reused_calls: int
+    samples: list[list[int]]
+    outputs: list[str]
+    sampled: list[str]
+
+
+@register
+def execute(spec: RolloutSpec) -> Execution:
+    """Replay the program from ``spec``'s prefix with fresh samples (a rollout's first child)."""
     scope = calls.current()
     if scope is None:
         raise RuntimeError("a rollout runs as a tracked call (invoke it, or run a search)")
@@ -158,21 +177,35 @@ def rollout(spec: RolloutSpec) -> Rollout:
         if path and call.invokable_digest in sampled and call.output_digest is not None:
             samples.append(list(path))
             outputs.append(call.output_digest)
-    if drawn < 0:  # recorded earlier (a resumed rollout): what that run drew
+    if drawn < 0:  # recorded earlier (this call is replayed): what that run drew
         drawn = max(0, len(samples) - spec.depth)
-    invocation = node.invocation(store)
-    finished = node.output_digest is not None
-    score = float(spec.scorer(invocation)) if finished else None
-    return Rollout(
-        invocation=invocation,
-        finished=finished,
-        score=score,
+    return Execution(
+        invocation=node.invocation(store),
+        finished=node.output_digest is not None,
         drawn=drawn,
         reused_samples=min(spec.depth, len(samples)),
         reused_calls=reused_calls,
         samples=samples,
         outputs=outputs,
         sampled=sorted(sampled),
+    )
+
+
+@register
+def rollout(spec: RolloutSpec) -> Rollout:
+    """Replay the program from ``spec``'s prefix with fresh samples, then score it."""
+    run = execute(spec)
+    score = float(spec.scorer(run.invocation)) if run.finished else None
+    return Rollout(
+        invocation=run.invocation,
+        finished=run.finished,
+        score=score,
+        drawn=run.drawn,
+        reused_samples=run.reused_samples,
+        reused_calls=run.reused_calls,
+        samples=run.samples,
+        outputs=run.outputs,
+        sampled=run.sampled,
     )
 
 

@@ -49,6 +49,7 @@ def search_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             "ENACT_VISIBILITY_TIMEOUT_S": "6",
             "ENACT_FLOW_LOCK_TTL_S": "2",
             "ENACT_CHECKPOINT_INTERVAL_S": "0",
+            "SEARCH_TEST_DRAW_LOG": str(root / "draws.log"),
         }
     )
     saved = {k: os.environ.get(k) for k in env}

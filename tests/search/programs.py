@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import enact
 from enact import search
@@ -24,6 +26,9 @@ class Counter:
             value, self.value = self.value, 0
             return value
 
+DRAW_LOG = "SEARCH_TEST_DRAW_LOG"  # a file: one line per sample drawn, by any process
+PICK_DELAY = "SEARCH_TEST_PICK_DELAY_S"
+
 #: how many times ``pick`` really ran in this process (reused calls do not run)
 EXECUTED = Counter()
 
@@ -31,9 +36,17 @@ EXECUTED = Counter()
 @enact.register
 def pick(n: int) -> int:
     """A sampled call: one of ``range(n)``."""
-    value = search.draw() % n
+    sample = search.draw()
     EXECUTED.add()
-    return value
+    log = os.environ.get(DRAW_LOG)
+    if log:  # the cluster tests count samples across processes
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{sample}\n".encode())
+        finally:
+            os.close(fd)
+        time.sleep(float(os.environ.get(PICK_DELAY, "0")))
+    return sample % n
 
 
 @enact.register
@@ -69,3 +82,11 @@ def match_score(invocation: enact.Invocation) -> float:
             break
         right += 1
     return right / len(out)
+
+
+@enact.register
+def human_score(invocation: enact.Invocation) -> float:
+    """A scorer that asks a person."""
+    return enact.request_input(  # type: ignore[no-any-return]
+        float, for_value=str(invocation.get_output()), context="score from 0 to 1"
+    )
