@@ -62,18 +62,21 @@ def success_table(problems: list[list[int]]) -> dict[str, dict[int, float]]:
     return table
 
 
-def storage_rows(problems: list[list[int]]) -> list[tuple[str, float, int, int]]:
+def storage_rows(problems: list[list[int]]) -> list[tuple[str, float, float, int, int, int]]:
     rows = []
     with enact.InMemoryStore():
         for strategy in STRATEGIES:
-            sampled = reused = stored = copied = 0
+            sampled = reused = calls = stored = copied = trees = 0
             for p in problems:
                 stats = run(strategy, p, 128).stats
                 sampled += stats["sampled"]
                 reused += stats["reused_samples"]
+                calls += stats["reused_calls"]
                 stored += stats["bytes_stored"]
                 copied += stats["bytes_copied"]
-            rows.append((strategy, reused / (reused + sampled), stored, copied))
+                trees += stats["bytes_as_trees"]
+            share = reused / (reused + sampled)
+            rows.append((strategy, share, calls / len(problems), stored, copied, trees))
     return rows
 
 
@@ -193,10 +196,16 @@ def main() -> None:
         print(f"  budget {budget}: max(beam, mcts) {best_tree:.0%} vs best-of-N "
               f"{table['best_of_n'][budget]:.0%}: {verdict}")  # fmt: skip
     print("\n(b) reuse and storage, budget 128, no early stop")
-    header = f"{'reused share':>14}{'bytes stored':>14}{'full copies':>14}{'ratio':>8}"
-    print(f"{'strategy':<15}{header}")
-    for name, share, stored, copied in storage_rows(problems):
-        print(f"{name:<15}{share:>14.0%}{stored:>14,}{copied:>14,}{copied / stored:>7.1f}x")
+    print("  reused: share of the sampled calls in the rollouts' records that were reused")
+    print("  copies: each rollout's records copied whole; trees: written out as nested documents")
+    header = f"{'reused':>8}{'calls/search':>13}{'stored':>12}{'copies':>13}{'trees':>13}"
+    print(f"{'strategy':<11}{header}")
+    for name, share, calls, stored, copied, trees in storage_rows(problems):
+        print(
+            f"{name:<11}{share:>8.0%}{calls:>13.1f}{stored:>12,}"
+            f"{copied:>12,}{'':1}{trees:>12,}"
+            f"   {copied / stored:.1f}x / {trees / stored:.1f}x smaller"
+        )
     print(f"  (local part: {time.perf_counter() - started:.1f} s)")
     if opts.no_cluster:
         return

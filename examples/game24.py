@@ -1,11 +1,12 @@
 """Game of 24, solved by searching over the executions of a scaffolding program.
 
-The "LLM" is a deterministic toy: given a prompt (the numbers left), it proposes
-one step ``a op b = c``. Its randomness comes from a PRNG seeded by the prompt and
-the sample drawn for the call (``enact.search.draw()``), so a search with the same
-seed proposes the same steps. With probability ``1 - error_rate`` it proposes a
-step that keeps the puzzle solvable, otherwise any step, sometimes with an
-arithmetic slip. ``latency_s`` simulates the time a real model takes.
+The "LLM" is a deterministic toy: given its instructions (a few-shot prompt) and a
+prompt (the numbers left), it proposes one step ``a op b = c``. Its randomness comes
+from a PRNG seeded by the prompt and the sample drawn for the call
+(``enact.search.draw()``), so a search with the same seed proposes the same steps.
+With probability ``1 - error_rate`` it proposes a step that keeps the puzzle solvable,
+otherwise any step, sometimes with an arithmetic slip. ``latency_s`` simulates the
+time a real model takes.
 
 Puzzles come from a brute-force solver (no downloads). The scorer is an exact
 verifier: 1.0 for a valid derivation of 24, a little partial credit for a valid
@@ -24,6 +25,7 @@ import itertools
 import random
 import sys
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 
 import enact
@@ -90,31 +92,74 @@ def puzzles(count: int, seed: int = 0) -> list[list[int]]:
 # The toy LLM and the program ------------------------------------------------------------
 
 
+def solution(numbers: tuple[Fraction, ...]) -> list[str]:
+    """One way to reach 24 from ``numbers`` (solvable), as steps."""
+    if len(numbers) == 1:
+        return []
+    for i, j, op, value in steps_from(numbers):
+        rest = after(numbers, i, j, value)
+        if solvable(rest):
+            return [f"{fmt(numbers[i])} {op} {fmt(numbers[j])} = {fmt(value)}", *solution(rest)]
+    raise ValueError(f"{numbers} cannot make 24")
+
+
+def few_shot(count: int = 10) -> str:
+    """The toy LLM's instructions: a task statement and worked examples, as a real
+    prompt would have (the examples come from the solver)."""
+    lines = [
+        "You are playing the Game of 24. Combine two of the given numbers with +, -, * or /",
+        "and answer with exactly one step, written 'a op b = c'. Examples:",
+    ]
+    for numbers in puzzles(count, seed=99):
+        steps = solution(tuple(Fraction(n) for n in sorted(numbers)))
+        lines.append(f"Numbers: {' '.join(map(str, numbers))}")
+        lines.extend(f"  Step {k + 1}: {step}" for k, step in enumerate(steps))
+    return "\n".join(lines)
+
+
 @enact.register
-def propose(prompt: str, error_rate: float, latency_s: float) -> str:
-    """The toy LLM: one step for the numbers in ``prompt``, as ``"a op b = c"``."""
-    sample = search.draw()
-    if latency_s:
-        time.sleep(latency_s)
-    seed = hashlib.sha256(f"{prompt}|{sample}".encode()).digest()
-    rng = random.Random(seed)
-    numbers = tuple(sorted(parse_numbers(prompt.split(":", 1)[1])))
-    steps = steps_from(numbers)
-    good = [s for s in steps if solvable(after(numbers, s[0], s[1], s[3]))]
-    i, j, op, value = rng.choice(good) if good and rng.random() >= error_rate else rng.choice(steps)
-    if rng.random() < error_rate / 4:
-        value += rng.choice((-1, 1))  # an arithmetic slip
-    return f"{fmt(numbers[i])} {op} {fmt(numbers[j])} = {fmt(value)}"
+@dataclass
+class ToyLLM(enact.Invokable):
+    """The toy LLM: one step for the numbers in the prompt, as ``"a op b = c"``.
+
+    Its instructions (a few-shot prompt) are its state: stored once, shared by
+    every call's record.
+    """
+
+    instructions: str
+    error_rate: float = 0.3
+    latency_s: float = 0.0
+
+    def call(self, prompt: str) -> str:
+        sample = search.draw()
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        seed = hashlib.sha256(f"{self.instructions}|{prompt}|{sample}".encode()).digest()
+        rng = random.Random(seed)
+        numbers = tuple(sorted(parse_numbers(prompt.split(":", 1)[1])))
+        steps = steps_from(numbers)
+        good = [s for s in steps if solvable(after(numbers, s[0], s[1], s[3]))]
+        pick_good = good and rng.random() >= self.error_rate
+        i, j, op, value = rng.choice(good) if pick_good else rng.choice(steps)
+        if rng.random() < self.error_rate / 4:
+            value += rng.choice((-1, 1))  # an arithmetic slip
+        return f"{fmt(numbers[i])} {op} {fmt(numbers[j])} = {fmt(value)}"
+
+
+@functools.cache
+def instructions() -> str:
+    return few_shot()
 
 
 @enact.register
 def solve24(numbers: list, error_rate: float = 0.3, latency_s: float = 0.0) -> list:
-    """The scaffolding program: ask for a step three times; the steps, in order."""
+    """The scaffolding program: ask the LLM for a step three times; the steps, in order."""
+    llm = ToyLLM(instructions(), error_rate, latency_s)
     left = [Fraction(n) for n in numbers]
     steps = []
     while len(left) > 1:
-        prompt = "Combine two of these numbers to reach 24:" + " ".join(fmt(x) for x in left)
-        step = propose(prompt, error_rate, latency_s)
+        prompt = "Numbers left:" + " ".join(fmt(x) for x in left)
+        step = llm(prompt)
         steps.append(step)
         a, op, b, _, c = step.split()
         for x in (Fraction(a), Fraction(b)):

@@ -34,6 +34,7 @@ from enact.registry import register
 from enact.replay import rewind_to
 from enact.resources import Resource
 from enact.search.sampling import sampling
+from enact.serialization import packed_links
 from enact.store import Store, iter_links
 from enact.tree import Node
 
@@ -301,15 +302,32 @@ def _map_local(
 # Storage -----------------------------------------------------------------------------
 
 
-def footprint(store: Store, digests: Iterable[str]) -> tuple[int, int, int]:
-    """Distinct objects and bytes reachable from ``digests``, and the bytes a full
-    copy of each one's records would take (the sum over the roots)."""
+def footprint(store: Store, digests: Iterable[str]) -> tuple[int, int, int, int]:
+    """What the records reachable from ``digests`` take, stored and copied.
+
+    Returns the distinct objects and their bytes (what the store holds), the bytes
+    of a full copy of each root's records (each root's reachable objects, summed
+    over the roots), and the bytes of each root's record written out as a tree (an
+    object counted once per reference to it, as a nested document would repeat it).
+    """
     sizes: dict[str, int] = {}
+    links: dict[str, list[str]] = {}
     copied = 0
     for root in digests:
         reachable = list(iter_links(store, [root]))
         missing = [d for d in reachable if d not in sizes]
         for digest, data in zip(missing, store.get_objects(missing)):
             sizes[digest] = len(data)
+            links[digest] = packed_links(data)
         copied += sum(sizes[d] for d in reachable)
-    return len(sizes), sum(sizes.values()), copied
+    expanded: dict[str, int] = {}
+
+    def tree_size(digest: str) -> int:
+        size = expanded.get(digest)
+        if size is None:  # records form a DAG of small depth: recursion is bounded
+            size = sizes[digest] + sum(tree_size(d) for d in links[digest])
+            expanded[digest] = size
+        return size
+
+    as_trees = sum(tree_size(root) for root in digests)
+    return len(sizes), sum(sizes.values()), copied, as_trees

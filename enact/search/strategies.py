@@ -99,6 +99,7 @@ class SearchOutcome(Resource):
     objects: int
     bytes_stored: int
     bytes_copied: int
+    bytes_as_trees: int
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -109,6 +110,7 @@ class SearchOutcome(Resource):
             "objects": self.objects,
             "bytes_stored": self.bytes_stored,
             "bytes_copied": self.bytes_copied,
+            "bytes_as_trees": self.bytes_as_trees,
         }
 
 
@@ -249,9 +251,9 @@ class _Search:
         self.progress.close()
         scope = calls.current()
         store = calls.store_of(scope) if scope is not None else None
-        objects = stored = copied = 0
+        objects = stored = copied = as_trees = 0
         if store is not None and self.rollouts:
-            objects, stored, copied = footprint(
+            objects, stored, copied, as_trees = footprint(
                 store, [r.invocation.digest for r in self.rollouts]
             )
         best = self.best
@@ -265,6 +267,7 @@ class _Search:
             objects=objects,
             bytes_stored=stored,
             bytes_copied=copied,
+            bytes_as_trees=as_trees,
         )
 
 
