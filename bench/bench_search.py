@@ -6,7 +6,7 @@ Prints, for 50 generated puzzles:
       best-of-N, beam and MCTS (all with the same seed and parallelism, run locally);
   (b) share of sampled calls reused from records, and bytes stored against what
       copying every rollout's full record would take (budget 128, no early stop);
-  (c) wall time and parallel efficiency (T1 / (2 * T2)) of the same searches with
+  (c) wall time and parallel efficiency (T1 / (2 * T2)) of searches (budget 128) with
       1 and 2 real Celery workers, on a toy LLM with 20 ms latency. Starts its own
       redis-server (a free port in 7500-7599) and workers, and stops them.
 
@@ -38,6 +38,8 @@ ERROR_RATE = 0.6
 PARALLELISM = 4
 WORKER_THREADS = 4
 LATENCY_S = 0.02
+# A beam level is beam_size * width rollouts: 8 of them keep 2 workers' 8 threads busy.
+CLUSTER_OPTIONS: dict[str, dict[str, int]] = {"best_of_n": {}, "beam": {"beam_size": 4}, "mcts": {}}
 
 
 def run(strategy: str, numbers: list, budget: int, **kwargs: object) -> search.SearchResult:
@@ -163,7 +165,7 @@ def cluster_rows(problems: list[list[int]], budget: int) -> list[tuple[str, floa
                     start = time.perf_counter()
                     for p in problems:
                         run(strategy, p, budget, cluster=True, latency_s=LATENCY_S,
-                            parallelism=2 * WORKER_THREADS)
+                            parallelism=2 * WORKER_THREADS, **CLUSTER_OPTIONS[strategy])
                     times[strategy].append(time.perf_counter() - start)
         for strategy in STRATEGIES:
             t1, t2 = times[strategy]
@@ -210,10 +212,10 @@ def main() -> None:
     if opts.no_cluster:
         return
     subset = problems[: 4 if opts.quick else 8]
-    budget = 32
+    budget = 128
     print(f"\n(c) wall time on real workers ({WORKER_THREADS} threads each), toy LLM latency "
           f"{LATENCY_S * 1000:.0f} ms, {len(subset)} puzzles, budget {budget}, "
-          f"parallelism {2 * WORKER_THREADS}")  # fmt: skip
+          f"parallelism {2 * WORKER_THREADS}, beam_size 4")  # fmt: skip
     print(f"{'strategy':<15}{'1 worker':>10}{'2 workers':>11}{'efficiency':>12}")
     for name, t1, t2, eff in cluster_rows(subset, budget):
         print(f"{name:<15}{t1:>9.2f}s{t2:>10.2f}s{eff:>12.0%}")

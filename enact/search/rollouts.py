@@ -35,7 +35,7 @@ from enact.replay import rewind_to
 from enact.resources import Resource
 from enact.search.sampling import sampling
 from enact.serialization import packed_links
-from enact.store import Store, iter_links
+from enact.store import Store
 from enact.tree import Node
 
 __all__ = ["Execution", "Rollout", "RolloutSpec", "execute", "footprint", "rollout", "run_rollouts"]
@@ -314,12 +314,18 @@ def footprint(store: Store, digests: Iterable[str]) -> tuple[int, int, int, int]
     links: dict[str, list[str]] = {}
     copied = 0
     for root in digests:
-        reachable = list(iter_links(store, [root]))
-        missing = [d for d in reachable if d not in sizes]
-        for digest, data in zip(missing, store.get_objects(missing)):
-            sizes[digest] = len(data)
-            links[digest] = packed_links(data)
-        copied += sum(sizes[d] for d in reachable)
+        # Walk from the root, reading only objects no earlier root reached.
+        reached: set[str] = set()
+        frontier = [root]
+        while frontier:
+            new = [d for d in dict.fromkeys(frontier) if d not in reached]
+            reached.update(new)
+            unknown = [d for d in new if d not in sizes]
+            for digest, data in zip(unknown, store.get_objects(unknown)):
+                sizes[digest] = len(data)
+                links[digest] = packed_links(data)
+            frontier = [link for d in new for link in links[d]]
+        copied += sum(sizes[d] for d in reached)
     expanded: dict[str, int] = {}
 
     def tree_size(digest: str) -> int:
