@@ -47,7 +47,8 @@ def run(strategy: str, numbers: list, budget: int, **kwargs: object) -> search.S
     kwargs.setdefault("cluster", False)
     return search.search(
         strategy, solve24, (numbers, ERROR_RATE, kwargs.pop("latency_s", 0.0)),
-        scorer=verify, budget=budget, seed=0, **kwargs,  # type: ignore[arg-type]
+        scorer=verify, budget=budget, seed=0, expected_samples=3,
+        **kwargs,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -185,7 +186,7 @@ def main() -> None:
     opts = parser.parse_args()
     problems = puzzles(10 if opts.quick else 50, seed=24)
     print(f"Game of 24, {len(problems)} puzzles, toy LLM error rate {ERROR_RATE}, "
-          f"parallelism {PARALLELISM}, seed 0")  # fmt: skip
+          f"parallelism {PARALLELISM}, seed 0, expected_samples 3")  # fmt: skip
     started = time.perf_counter()
     table = success_table(problems)
     print("\n(a) success rate (exact 24 found) against budget in sampled calls")

@@ -21,8 +21,9 @@ order, so the same seed and parallelism give the same search, locally or on work
 
 Budget: counted in draws (sampled calls run fresh). A batch is planned so the caps
 of its rollouts fit in what is left (a rollout's cap is the longest finished
-rollout seen, less its prefix; the first rollout gets the whole budget), so the
-sum of the draws never exceeds the budget.
+rollout seen, or ``expected_samples``, less its prefix; before either is known one
+rollout runs alone with the whole budget), so the sum of the draws never exceeds
+the budget.
 
 The search is a tracked call (``run_search``): its rollouts are its children, so
 replaying or resuming it (a flow after a crash or an answer) reuses every
@@ -83,6 +84,7 @@ class SearchSpec(Resource):
     cluster: bool = False
     stop_at: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    expected_samples: int | None = None
 
 
 @register
@@ -161,7 +163,8 @@ class _Search:
         self.options = {**DEFAULT_OPTIONS[spec.strategy], **spec.options}
         self.root = _Prefix("root", 0, None)
         self.used = 0
-        self.longest: int | None = None  # samples of the longest finished rollout
+        # samples of the longest finished rollout (or what the caller expects)
+        self.longest: int | None = spec.expected_samples
         self.sampled: set[str] = set()
         self.rollouts: list[Rollout] = []
         self.best: Rollout | None = None
@@ -197,8 +200,10 @@ class _Search:
         results = run_rollouts(
             specs, parallelism=self.spec.parallelism, cluster=self.spec.cluster
         )
-        for (node, _), result in zip(planned, results):
+        for (node, cap), result in zip(planned, results):
             self._add(node, result)
+            if not result.finished and result.drawn >= cap:  # cut short: allow longer ones
+                self.longest = max(self.longest or 0, node.depth + cap + 1)
         extra = f"best {self.best.score:.3g}" if self.best and self.best.score is not None else ""
         self.progress.update(done=self.used, extra=extra)
         return list(zip((node for node, _ in planned), results))
@@ -399,11 +404,14 @@ def search_spec(
     seed: int = 0,
     cluster: bool | None = None,
     stop_at: float | None = None,
+    expected_samples: int | None = None,
     **options: Any,
 ) -> SearchSpec:
     """The ``SearchSpec`` for ``run_search`` (to submit a search as a flow, say).
 
-    ``cluster=None`` means: on the cluster if one is configured.
+    ``cluster=None`` means: on the cluster if one is configured. ``expected_samples``
+    (the sampled calls of one finished run, if known) lets the first batch run in
+    parallel; without it the first rollout runs alone, capped by the whole budget.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown search strategy {strategy!r}: use one of {STRATEGIES}")
@@ -421,6 +429,7 @@ def search_spec(
         cluster=cluster_configured() if cluster is None else cluster,
         stop_at=stop_at,
         options=options,
+        expected_samples=expected_samples,
     )
 
 
@@ -446,7 +455,8 @@ def best_of_n(program: Any, args: Sequence[Any] = (), **kwargs: Any) -> SearchRe
 
     Keywords: ``scorer`` (a registered function of the finished invocation, higher
     is better), ``budget`` (sampled calls), ``parallelism``, ``seed``, ``cluster``
-    (``None``: the cluster if configured), ``stop_at`` (a score that ends the search).
+    (``None``: the cluster if configured), ``stop_at`` (a score that ends the search),
+    ``expected_samples`` (sampled calls in one run, if known: see ``search_spec``).
     """
     return search("best_of_n", program, args, **kwargs)
 

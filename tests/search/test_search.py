@@ -67,6 +67,18 @@ def test_the_budget_is_never_exceeded(store, strategy, budget):
         assert result.best is not None  # at least one rollout finished
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("expected", [1, 3, 10])
+def test_expected_samples_only_shapes_the_batches(store, strategy, expected):
+    EXECUTED.take()
+    result = run(strategy, budget=40, parallelism=4, seed=3, expected_samples=expected)
+    assert result.stats["sampled"] == EXECUTED.take() <= 40
+    assert result.best is not None
+    if expected == 3:  # right: the first batch runs in parallel, nothing is cut short
+        rollouts = [child.get_output() for child in result.invocation.get_children()]
+        assert rollouts[1].finished
+
+
 @pytest.mark.parametrize("strategy", ["beam", "mcts"])
 def test_reused_samples_are_not_sampled_again(store, strategy):
     EXECUTED.take()
