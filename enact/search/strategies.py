@@ -169,6 +169,7 @@ class _Search:
         self.rollouts: list[Rollout] = []
         self.best: Rollout | None = None
         self.progress = Progress(total=spec.budget, label=spec.strategy)
+        self.stalled = False  # a batch drew nothing: the program samples nothing more
 
     # Budget and batches ---------------------------------------------------------------
 
@@ -179,7 +180,7 @@ class _Search:
     def done(self) -> bool:
         stop = self.spec.stop_at
         found = self.best is not None and stop is not None and (self.best.score or 0.0) >= stop
-        return found or self.remaining <= 0
+        return found or self.stalled or self.remaining <= 0
 
     def plan(self, candidates: Sequence[_Prefix]) -> list[tuple[_Prefix, int]]:
         """The candidates that fit in the budget left, with their caps, in order."""
@@ -200,6 +201,7 @@ class _Search:
         results = run_rollouts(
             specs, parallelism=self.spec.parallelism, cluster=self.spec.cluster
         )
+        self.stalled = all(result.drawn == 0 for result in results)
         for (node, cap), result in zip(planned, results):
             self._add(node, result)
             if not result.finished and result.drawn >= cap:  # cut short: allow longer ones

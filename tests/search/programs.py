@@ -90,3 +90,9 @@ def human_score(invocation: enact.Invocation) -> float:
     return enact.request_input(  # type: ignore[no-any-return]
         float, for_value=str(invocation.get_output()), context="score from 0 to 1"
     )
+
+
+@enact.register
+def no_samples(k: int) -> list:
+    """A program with nothing to sample: one execution is all there is."""
+    return list(range(k))

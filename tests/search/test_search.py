@@ -108,6 +108,13 @@ def test_the_search_is_tracked_and_replays_without_sampling(store):
     assert 0 < EXECUTED.take() <= 3
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_program_that_samples_nothing_ends_the_search(store, strategy):
+    result = run(strategy, programs.no_samples, (3,), budget=10, parallelism=2)
+    assert result.best.get_output() == [0, 1, 2]
+    assert result.stats["sampled"] == 0 and result.stats["rollouts"] <= 2
+
+
 def test_draw_outside_a_search_is_fresh_and_inside_is_keyed_and_capped():
     assert draw() != draw()
     with sampling("k", 2):
