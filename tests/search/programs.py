@@ -96,3 +96,10 @@ def human_score(invocation: enact.Invocation) -> float:
 def no_samples(k: int) -> list:
     """A program with nothing to sample: one execution is all there is."""
     return list(range(k))
+
+
+@enact.register
+def searching(budget: int) -> float:
+    """A tracked program that runs a search inside (the search is its child)."""
+    result = search.mcts(digits, (3,), scorer=match_score, budget=budget, seed=2, cluster=False)
+    return result.score

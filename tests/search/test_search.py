@@ -115,6 +115,17 @@ def test_a_program_that_samples_nothing_ends_the_search(store, strategy):
     assert result.stats["sampled"] == 0 and result.stats["rollouts"] <= 2
 
 
+def test_a_search_inside_a_tracked_call_is_its_child(store):
+    outer = enact.invoke(programs.searching, (24,))
+    [child] = outer.get_children()
+    outcome = child.get_output()
+    assert isinstance(outcome, search.SearchOutcome)
+    assert outer.get_output() == outcome.score and outcome.sampled <= 24
+    EXECUTED.take()
+    assert outer.replay().digest == outer.digest
+    assert EXECUTED.take() == 0
+
+
 def test_draw_outside_a_search_is_fresh_and_inside_is_keyed_and_capped():
     assert draw() != draw()
     with sampling("k", 2):
