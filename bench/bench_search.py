@@ -10,7 +10,7 @@ Prints, for 50 generated puzzles:
       1 and 2 real Celery workers, on a toy LLM with 20 ms latency. Starts its own
       redis-server (a free port in 7500-7599) and workers, and stops them.
 
-    python bench/bench_search.py [--quick] [--no-cluster]
+    python bench/bench_search.py [--quick] [--no-cluster | --cluster-only]
 """
 
 from __future__ import annotations
@@ -188,8 +188,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10 puzzles, not 50")
     parser.add_argument("--no-cluster", action="store_true", help="skip the worker timings")
+    parser.add_argument("--cluster-only", action="store_true", help="only the worker timings")
     opts = parser.parse_args()
     problems = puzzles(10 if opts.quick else 50, seed=24)
+    if opts.cluster_only:
+        cluster_table(problems, opts.quick)
+        return
     print(f"Game of 24, {len(problems)} puzzles, toy LLM error rate {ERROR_RATE}, "
           f"parallelism {PARALLELISM}, seed 0, expected_samples 3")  # fmt: skip
     started = time.perf_counter()
@@ -215,9 +219,12 @@ def main() -> None:
             f"   {copied / stored:.1f}x / {trees / stored:.1f}x smaller"
         )
     print(f"  (local part: {time.perf_counter() - started:.1f} s)")
-    if opts.no_cluster:
-        return
-    subset = problems[: 4 if opts.quick else 8]
+    if not opts.no_cluster:
+        cluster_table(problems, opts.quick)
+
+
+def cluster_table(problems: list[list[int]], quick: bool) -> None:
+    subset = problems[: 4 if quick else 8]
     budget = 128
     print(f"\n(c) wall time on real workers ({WORKER_THREADS} threads each), toy LLM latency "
           f"{LATENCY_S * 1000:.0f} ms, {len(subset)} puzzles, budget {budget}, "
