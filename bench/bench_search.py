@@ -10,7 +10,7 @@ Prints, for 50 generated puzzles:
       1 and 2 real Celery workers, on a toy LLM with 20 ms latency. Starts its own
       redis-server (a free port in 7500-7599) and workers, and stops them.
 
-    python bench/bench_search.py [--quick] [--no-cluster | --cluster-only]
+    python bench/bench_search.py [--quick] [--no-cluster | --cluster-only] [--parallelism N]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ ERROR_RATE = 0.6
 PARALLELISM = 4
 WORKER_THREADS = 4
 LATENCY_S = 0.02
+CLUSTER_PARALLELISM = 2 * WORKER_THREADS  # --parallelism changes it
 # A beam level is beam_size * width rollouts: 8 of them keep 2 workers' 8 threads busy.
 CLUSTER_OPTIONS: dict[str, dict[str, int]] = {"best_of_n": {}, "beam": {"beam_size": 4}, "mcts": {}}
 
@@ -171,7 +172,7 @@ def cluster_rows(problems: list[list[int]], budget: int) -> list[tuple[str, floa
                     start = time.perf_counter()
                     for p in problems:
                         run(strategy, p, budget, cluster=True, latency_s=LATENCY_S,
-                            parallelism=2 * WORKER_THREADS, **CLUSTER_OPTIONS[strategy])
+                            parallelism=CLUSTER_PARALLELISM, **CLUSTER_OPTIONS[strategy])
                     times.setdefault((strategy, count), []).append(time.perf_counter() - start)
         for strategy in STRATEGIES:
             t1, t2 = min(times[(strategy, 1)]), min(times[(strategy, 2)])
@@ -189,7 +190,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 puzzles, not 50")
     parser.add_argument("--no-cluster", action="store_true", help="skip the worker timings")
     parser.add_argument("--cluster-only", action="store_true", help="only the worker timings")
+    parser.add_argument("--parallelism", type=int, default=CLUSTER_PARALLELISM,
+                        help="rollouts per batch in the worker timings")  # fmt: skip
     opts = parser.parse_args()
+    globals()["CLUSTER_PARALLELISM"] = opts.parallelism
     problems = puzzles(10 if opts.quick else 50, seed=24)
     if opts.cluster_only:
         cluster_table(problems, opts.quick)
@@ -228,7 +232,7 @@ def cluster_table(problems: list[list[int]], quick: bool) -> None:
     budget = 128
     print(f"\n(c) wall time on real workers ({WORKER_THREADS} threads each), toy LLM latency "
           f"{LATENCY_S * 1000:.0f} ms, {len(subset)} puzzles, budget {budget}, "
-          f"parallelism {2 * WORKER_THREADS}, beam_size 4")  # fmt: skip
+          f"parallelism {CLUSTER_PARALLELISM}, beam_size 4")  # fmt: skip
     print(f"{'strategy':<15}{'1 worker':>10}{'2 workers':>11}{'efficiency':>12}")
     load = os.getloadavg()[0]
     for name, t1, t2, eff in cluster_rows(subset, budget):
