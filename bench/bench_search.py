@@ -38,7 +38,7 @@ ERROR_RATE = 0.6
 PARALLELISM = 4
 WORKER_THREADS = 4
 LATENCY_S = 0.02
-CLUSTER_PARALLELISM = 2 * WORKER_THREADS  # --parallelism changes it
+CLUSTER_PARALLELISM = 2 * WORKER_THREADS
 # A beam level is beam_size * width rollouts: 8 of them keep 2 workers' 8 threads busy.
 CLUSTER_OPTIONS: dict[str, dict[str, int]] = {"best_of_n": {}, "beam": {"beam_size": 4}, "mcts": {}}
 
@@ -131,7 +131,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def cluster_rows(problems: list[list[int]], budget: int) -> list[tuple[str, float, float, float]]:
+def cluster_rows(
+    problems: list[list[int]], budget: int, parallelism: int
+) -> list[tuple[str, float, float, float]]:
     """Wall time of the searches with 1 and 2 workers (each ``WORKER_THREADS`` threads)."""
     tmp = Path(tempfile.mkdtemp(prefix="enact-bench-search-"))
     port = free_port_in_range()
@@ -172,7 +174,7 @@ def cluster_rows(problems: list[list[int]], budget: int) -> list[tuple[str, floa
                     start = time.perf_counter()
                     for p in problems:
                         run(strategy, p, budget, cluster=True, latency_s=LATENCY_S,
-                            parallelism=CLUSTER_PARALLELISM, **CLUSTER_OPTIONS[strategy])
+                            parallelism=parallelism, **CLUSTER_OPTIONS[strategy])
                     times.setdefault((strategy, count), []).append(time.perf_counter() - start)
         for strategy in STRATEGIES:
             t1, t2 = min(times[(strategy, 1)]), min(times[(strategy, 2)])
@@ -193,10 +195,9 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=CLUSTER_PARALLELISM,
                         help="rollouts per batch in the worker timings")  # fmt: skip
     opts = parser.parse_args()
-    globals()["CLUSTER_PARALLELISM"] = opts.parallelism
     problems = puzzles(10 if opts.quick else 50, seed=24)
     if opts.cluster_only:
-        cluster_table(problems, opts.quick)
+        cluster_table(problems, opts.quick, opts.parallelism)
         return
     print(f"Game of 24, {len(problems)} puzzles, toy LLM error rate {ERROR_RATE}, "
           f"parallelism {PARALLELISM}, seed 0, expected_samples 3")  # fmt: skip
@@ -224,18 +225,18 @@ def main() -> None:
         )
     print(f"  (local part: {time.perf_counter() - started:.1f} s)")
     if not opts.no_cluster:
-        cluster_table(problems, opts.quick)
+        cluster_table(problems, opts.quick, opts.parallelism)
 
 
-def cluster_table(problems: list[list[int]], quick: bool) -> None:
+def cluster_table(problems: list[list[int]], quick: bool, parallelism: int) -> None:
     subset = problems[: 4 if quick else 8]
     budget = 128
     print(f"\n(c) wall time on real workers ({WORKER_THREADS} threads each), toy LLM latency "
           f"{LATENCY_S * 1000:.0f} ms, {len(subset)} puzzles, budget {budget}, "
-          f"parallelism {CLUSTER_PARALLELISM}, beam_size 4")  # fmt: skip
+          f"parallelism {parallelism}, beam_size 4")  # fmt: skip
     print(f"{'strategy':<15}{'1 worker':>10}{'2 workers':>11}{'efficiency':>12}")
     load = os.getloadavg()[0]
-    for name, t1, t2, eff in cluster_rows(subset, budget):
+    for name, t1, t2, eff in cluster_rows(subset, budget, parallelism):
         print(f"{name:<15}{t1:>9.2f}s{t2:>10.2f}s{eff:>12.0%}")
     print(f"  (best of two interleaved runs each; load average {load:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs)")
