@@ -118,8 +118,12 @@ def _run_program(
     if slot.recorded is not None:  # the rollout itself is replayed or resumed
         return slot.recorded, -1, 0, set(spec.sampled)
     reused = 0
+    # Exploring from a prefix retries what raised there (the call that ran out of
+    # samples), even in a run that resumes; re-entering our own record follows the run.
+    strict, retry_raised = True, True
     if slot.replay is not None:
         replay: tuple[str, ...] = (slot.replay,)
+        strict, retry_raised = slot.strict, slot.retry_raised
     elif spec.source is None:
         replay = ()
     else:
@@ -129,7 +133,7 @@ def _run_program(
             prefix = rewind_to(source, spec.cut).digest
         reused = sum(1 for _, n in tree.walk(store, prefix) if n.output_digest is not None)
         replay = (prefix,)
-    run = calls.Run(store, replay=replay, strict=slot.strict, retry_raised=slot.retry_raised)
+    run = calls.Run(store, replay=replay, strict=strict, retry_raised=retry_raised)
     with sampling(spec.key, spec.cap) as sampler, run:
         try:
             spec.program(*args)

@@ -115,6 +115,21 @@ def test_a_program_that_samples_nothing_ends_the_search(store, strategy):
     assert result.stats["sampled"] == 0 and result.stats["rollouts"] <= 2
 
 
+@pytest.mark.parametrize("strategy", ["beam", "mcts"])
+def test_a_resumed_search_continues_where_it_stopped(store, strategy):
+    """Resuming (a flow after a crash) reuses finished rollouts and, for new ones,
+    still retries the sampled call that ran out of samples in an unfinished prefix."""
+    result = run(strategy, budget=30, parallelism=2, seed=8, expected_samples=1)
+    children = result.invocation.get_children()
+    assert any(c.get_input().args[0].source and not c.get_input().args[0].cut for c in children)
+    spec = result.invocation.get_input().args[0]
+    rewound = result.invocation.rewind(len(children) // 2)
+    EXECUTED.take()
+    resumed = enact.invoke(search.run_search, (spec,), replay_from=rewound, retry_raised=False)
+    assert resumed.digest == result.invocation.digest
+    assert EXECUTED.take() < result.stats["sampled"]
+
+
 def test_a_search_inside_a_tracked_call_is_its_child(store):
     outer = enact.invoke(programs.searching, (24,))
     [child] = outer.get_children()
