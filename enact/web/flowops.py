@@ -1,0 +1,112 @@
+"""The flow operations the server offers, over ``enact.worker``'s flow API.
+
+Listing, reading, submitting by registered name, answering, and the lifecycle actions
+(cancel, retry, fork) where the worker package offers them. Every page and API route
+goes through here, so both always agree on what a flow is and what can be done to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Iterable
+
+import enact.worker
+from enact.errors import UnregisteredResource
+from enact.invokables import AnyInvokable
+from enact.registry import Registry
+from enact.web.inbox import status_text
+
+FINAL = ("done", "failed", "cancelled")
+STATUSES = ("queued", "running", "waiting", "done", "failed", "cancelled", "lapsed")
+ACTIONS = ("cancel", "retry", "fork")
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """A flow record as JSON: its fields, the status as text, times as epoch seconds."""
+    to_json = getattr(record, "to_json", None)
+    data = to_json() if callable(to_json) else dataclasses.asdict(record)
+    data["status"] = status_text(record.status)
+    return dict(data)
+
+
+def list_flows(
+    status: Iterable[str] | None = None, since: float | None = None, limit: int = 100
+) -> list[Any]:
+    """Flow records, newest first, of the given statuses, created after ``since``."""
+    wanted = set(status or ()) or None
+    listing = getattr(enact.worker, "list_flows", None)
+    if listing is not None:
+        return list(listing(status=wanted, since=since, limit=limit))
+    # Before the flow API's listing: read the index of flows and filter here.
+    table = enact.worker.flows.FlowTable(enact.worker.state())
+    out = []
+    for flow_id in table.ids(limit if wanted is None and since is None else 10_000):
+        record = table.get(flow_id)
+        if since is not None and record.created < since:
+            break
+        if wanted is None or status_text(record.status) in wanted:
+            out.append(record)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def available_actions(status: str) -> list[str]:
+    """The lifecycle actions that apply to a flow in ``status`` (and exist here)."""
+    actions = []
+    if status not in FINAL and hasattr(enact.worker, "cancel"):
+        actions.append("cancel")
+    if status in ("failed", "cancelled", "lapsed") and hasattr(enact.worker, "retry"):
+        actions.append("retry")
+    if status != "queued" and hasattr(enact.worker, "fork"):
+        actions.append("fork")
+    return actions
+
+
+def act(flow_id: str, action: str) -> Any:
+    """Cancel, retry or fork a flow; returns the flow acted on (a new one for fork)."""
+    if action not in ACTIONS or not hasattr(enact.worker, action):
+        raise LookupError(f"no such flow action here: {action!r}")
+    return getattr(enact.worker, action)(flow_id)
+
+
+def resolve(name: str) -> Any:
+    """The registered function or invokable class named ``module.name`` (or ``module:name``).
+
+    Only what this process registered (its ``ENACT_IMPORTS``) can be named, never an
+    arbitrary importable object: ``UnregisteredResource`` otherwise.
+    """
+    dotted = name.replace(":", ".")
+    registry = Registry.get()
+    found = registry.lookup_function(dotted)
+    if found is not None:
+        return found
+    module, _, qualname = dotted.rpartition(".")
+    try:
+        cls = registry.lookup_class(module, qualname)
+    except (UnregisteredResource, ValueError):
+        cls = None
+    if isinstance(cls, type) and issubclass(cls, AnyInvokable):
+        return cls
+    raise UnregisteredResource(
+        f"nothing registered is named {name!r} in this server; register it with "
+        "@enact.register in a module listed in ENACT_IMPORTS"
+    )
+
+
+def submit(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Start the registered target ``name`` as a flow; returns its handle."""
+    target = resolve(name)
+    if isinstance(target, type):  # an Invokable class: built from kwargs, called on args
+        return enact.worker.submit(target(**kwargs), *args)
+    return enact.worker.submit(target, *args, **kwargs)
+
+
+def flow_json(flow: Any, record: Any | None = None) -> dict[str, Any]:
+    """A flow's record as JSON, plus its pending request ids and the actions it allows."""
+    record = record or flow.record()
+    data = record_json(record)
+    data["actions"] = available_actions(data["status"])
+    data["age_s"] = round(time.time() - float(data.get("created") or 0), 3)
+    return data
