@@ -153,7 +153,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
             return JSONResponse({"error": message, "type": type(exc).__name__}, status)
         return render(request, "error.html", {"status": status, "message": message}, status)
 
-    for kind in (EnactError, AnswerParseError, LookupError):
+    for kind in (EnactError, AnswerParseError, LookupError, TypeError):
         app.add_exception_handler(kind, failure)
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:

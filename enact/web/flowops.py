@@ -8,6 +8,7 @@ goes through here, so both always agree on what a flow is and what can be done t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from typing import Any, Iterable
 
@@ -98,9 +99,29 @@ def resolve(name: str) -> Any:
 def submit(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Start the registered target ``name`` as a flow; returns its handle."""
     target = resolve(name)
+    check_arguments(target, args, kwargs)
     if isinstance(target, type):  # an Invokable class: built from kwargs, called on args
         return enact.worker.submit(target(**kwargs), *args)
     return enact.worker.submit(target, *args, **kwargs)
+
+
+def check_arguments(target: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """``TypeError`` (a 422) if ``target`` cannot take these arguments: said at once,
+    not by a failed flow later."""
+    if isinstance(target, type):
+        return  # an Invokable class: built from kwargs, and its call takes one input
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{name_of(target)}{signature}: {exc}") from None
+
+
+def name_of(target: Any) -> str:
+    return str(getattr(target, "__name__", None) or type(target).__name__)
 
 
 def flow_json(flow: Any, record: Any | None = None) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class Cluster:
                     break  # up, and asking for a token
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
+                        raise RuntimeError(f"no server:\n{log.read_text()[-3000:]}") from None
                     time.sleep(0.1)
         return url, process
 
