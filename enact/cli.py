@@ -274,7 +274,8 @@ def _worker(args: argparse.Namespace, ping: bool = True) -> Any:
         raise Mistake(
             f"this command needs the cluster extra: pip install 'enact[worker]' ({exc})"
         ) from None
-    enact.worker.reconfigure(args.settings)
+    if enact.worker.runtime.settings() != args.settings:
+        enact.worker.reconfigure(args.settings)
     for name in args.settings.imports:  # the registered types answers are checked against
         try:
             importlib.import_module(name)

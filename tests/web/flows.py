@@ -3,6 +3,7 @@
 import dataclasses
 import enum
 import random
+import time
 
 import enact
 
@@ -61,3 +62,9 @@ def add(a: int, b: int) -> int:
 @enact.register
 def explode(message: str) -> int:
     raise ValueError(message)
+
+
+@enact.register
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
