@@ -282,7 +282,7 @@ def _worker(args: argparse.Namespace, ping: bool = True) -> Any:
         except ImportError:
             pass  # not importable here: only what it registers is missing
     if ping:
-        enact.worker.state().ping()
+        enact.worker.flow_state().ping()
     return enact.worker
 
 
@@ -442,21 +442,7 @@ def _cmd_flows(args: argparse.Namespace) -> int:
 
 
 def _list_flows(worker: Any, statuses: set[str] | None, since: float | None, limit: int) -> list:
-    listing = getattr(worker, "list_flows", None)
-    if listing is not None:
-        return list(listing(status=statuses, since=since, limit=limit))
-    # Before the flow API's listing: read the index of flows and filter here.
-    table = worker.flows.FlowTable(worker.state())
-    out = []
-    for flow_id in table.ids(limit if statuses is None and since is None else 10_000):
-        record = table.get(flow_id)
-        if since is not None and record.created < since:
-            break
-        if statuses is None or _status_text(record.status) in statuses:
-            out.append(record)
-            if len(out) >= limit:
-                break
-    return out
+    return list(worker.list_flows(status=statuses, since=since, limit=limit))
 
 
 def _request_object(worker: Any, pending: Any) -> InputRequest | None:
@@ -519,7 +505,7 @@ def _cmd_inputs(args: argparse.Namespace) -> int:
 
 def _cmd_input(args: argparse.Namespace) -> int:
     worker = _worker(args)
-    pending = worker.state().get_input_request(args.request)
+    pending = worker.flow_state().get_input_request(args.request)
     request = _request_object(worker, pending)
     if args.json:
         _emit_json(_input_json(pending, request))
@@ -549,23 +535,16 @@ def _cmd_answer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _lifecycle(worker: Any, name: str) -> Any:
-    action = getattr(worker, name, None)
-    if action is None:
-        raise Mistake(f"this cluster client has no flow {name} (enact.worker.{name} is missing)")
-    return action
-
-
 def _cmd_cancel(args: argparse.Namespace) -> int:
     worker = _worker(args)
-    flow = _lifecycle(worker, "cancel")(args.flow)
+    flow = worker.cancel(args.flow)
     print(f"{flow.id} {_status_text(flow.status())}")
     return EXIT_OK
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
     worker = _worker(args)
-    flow = _lifecycle(worker, "retry")(args.flow)
+    flow = worker.retry(args.flow)
     print(f"{flow.id} {_status_text(flow.status())}")
     return EXIT_OK
 
@@ -586,7 +565,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
         answers[_path(path)] = parse_value(value)
     at = None if args.at is None else _path(args.at)
     worker = _worker(args)
-    flow = _lifecycle(worker, "fork")(args.flow, at=at, answers=answers or None)
+    flow = worker.fork(args.flow, at=at, answers=answers or None)
     print(flow.id)
     return EXIT_OK
 

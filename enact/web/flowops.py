@@ -35,41 +35,32 @@ def list_flows(
     status: Iterable[str] | None = None, since: float | None = None, limit: int = 100
 ) -> list[Any]:
     """Flow records, newest first, of the given statuses, created after ``since``."""
-    wanted = set(status or ()) or None
-    listing = getattr(enact.worker, "list_flows", None)
-    if listing is not None:
-        return list(listing(status=wanted, since=since, limit=limit))
-    # Before the flow API's listing: read the index of flows and filter here.
-    table = enact.worker.flows.FlowTable(enact.worker.state())
-    out = []
-    for flow_id in table.ids(limit if wanted is None and since is None else 10_000):
-        record = table.get(flow_id)
-        if since is not None and record.created < since:
-            break
-        if wanted is None or status_text(record.status) in wanted:
-            out.append(record)
-            if len(out) >= limit:
-                break
-    return out
+    return list(
+        enact.worker.list_flows(status=list(status or ()) or None, since=since, limit=limit)
+    )
 
 
 def available_actions(status: str) -> list[str]:
     """The lifecycle actions that apply to a flow in ``status`` (and exist here)."""
     actions = []
-    if status not in FINAL and hasattr(enact.worker, "cancel"):
+    if status not in FINAL:
         actions.append("cancel")
-    if status in ("failed", "cancelled", "lapsed") and hasattr(enact.worker, "retry"):
+    if status in ("failed", "cancelled", "lapsed"):
         actions.append("retry")
-    if status != "queued" and hasattr(enact.worker, "fork"):
+    if status != "queued":
         actions.append("fork")
     return actions
 
 
 def act(flow_id: str, action: str) -> Any:
     """Cancel, retry or fork a flow; returns the flow acted on (a new one for fork)."""
-    if action not in ACTIONS or not hasattr(enact.worker, action):
-        raise LookupError(f"no such flow action here: {action!r}")
-    return getattr(enact.worker, action)(flow_id)
+    if action == "cancel":
+        return enact.worker.cancel(flow_id)
+    if action == "retry":
+        return enact.worker.retry(flow_id)
+    if action == "fork":
+        return enact.worker.fork(flow_id)
+    raise LookupError(f"no flow action {action!r}; one of {', '.join(ACTIONS)}")
 
 
 def resolve(name: str) -> Any:

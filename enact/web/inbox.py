@@ -21,7 +21,9 @@ from enact.errors import EnactError, UnknownFlow
 from enact.printing import describe_call
 from enact.records import NativeException
 from enact.requests import InputRequest, pending_input_requests
+from enact.stores.redis import redis_errors, server_seconds
 from enact.web.forms import Field, field_for, to_json
+from enact.worker import PendingInput
 
 PAGE_SIZE = 25
 _CACHE_SIZE = 512
@@ -65,31 +67,59 @@ class Requests:
         self._requests: OrderedDict[str, dict[tuple[int, ...], InputRequest]] = OrderedDict()
 
     def count(self) -> int:
-        state = enact.worker.state()
-        return int(state.client.zcard(state.keys.inputs_open()))
+        state = enact.worker.flow_state()
+        with redis_errors(state.client, "counting pending input requests"):
+            return int(state.client.zcard(state.keys.inputs_open()))
 
     def page(self, offset: int = 0, limit: int = PAGE_SIZE) -> tuple[int, list[InboxItem]]:
-        """``(total pending, the items at offset..offset+limit)``, newest first."""
-        state = enact.worker.state()
-        pipe = state.client.pipeline(transaction=False)
-        pipe.zcard(state.keys.inputs_open())
-        pipe.zrevrange(state.keys.inputs_open(), offset, offset + max(limit, 1) - 1)
-        total, ids = pipe.execute()
-        items = [item for item in (self.item(request_id) for request_id in ids) if item]
-        return int(total), items
+        """``(total pending, the items at offset..offset+limit)``, newest first.
+
+        Three round trips whatever the number pending: the count and the page of ids,
+        the page's requests, and their flows' records.
+        """
+        state = enact.worker.flow_state()
+        open_ids = state.keys.inputs_open()
+        with redis_errors(state.client, "listing input requests"):
+            pipe = state.client.pipeline(transaction=False)
+            pipe.zcard(open_ids)
+            pipe.zrevrange(open_ids, offset, offset + max(limit, 1) - 1)
+            total, ids = pipe.execute()
+            pipe = state.client.pipeline(transaction=False)
+            for request_id in ids:
+                pipe.hgetall(state.keys.input(request_id))
+            pipe.time()
+            *rows, now = pipe.execute()
+        clock = server_seconds(now)
+        pending = [PendingInput.from_hash(r, clock) for r in rows if r]
+        pending = [p for p in pending if p.status != "answered"]
+        names = self._flow_names({p.flow_id for p in pending})
+        return int(total), [self._item(p, names.get(p.flow_id, "?")) for p in pending]
+
+    def _flow_names(self, flow_ids: set[str]) -> dict[str, str]:
+        state = enact.worker.flow_state()
+        ordered = sorted(flow_ids)
+        with redis_errors(state.client, "reading flow names"):
+            pipe = state.client.pipeline(transaction=False)
+            for flow_id in ordered:
+                pipe.hget(state.keys.flow(flow_id), "name")
+            names = pipe.execute()
+        return {f: n or "?" for f, n in zip(ordered, names)}
 
     def item(self, request_id: str) -> InboxItem | None:
         """The request as an inbox item; ``None`` if it was answered meanwhile.
 
         ``UnknownInputRequest`` if there is no such request.
         """
-        pending = enact.worker.state().get_input_request(request_id)
+        pending = enact.worker.flow_state().get_input_request(request_id)
         if pending.status == "answered":
             return None
         try:
             flow_name = enact.worker.get_flow(pending.flow_id).record().name
         except UnknownFlow:
             flow_name = "?"
+        return self._item(pending, flow_name)
+
+    def _item(self, pending: PendingInput, flow_name: str) -> InboxItem:
         request = self.request(pending.invocation, tuple(pending.path))
         if request is None:  # its types are not registered here: show what Redis holds
             return InboxItem(

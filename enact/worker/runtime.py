@@ -1,8 +1,9 @@
 """Per-process state of a worker (or a client): its settings and connections.
 
 A process has one ``Settings`` (``configure(settings)``, or read once from the
-environment on first use) and opens, from it, one ``Store`` and one ``RedisState``
-on first use, shared between threads; after a fork the child opens its own.
+environment on first use) and opens, from it, one ``Store``, one ``RedisState``
+(named refs) and one ``FlowState`` (flows, input requests, map lists) on first
+use, shared between threads; after a fork the child opens its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enact.config import Settings, open_backend
 from enact.store import Store
 from enact.stores.cached import CachedBackend
 from enact.stores.redis import RedisKeys, RedisState, make_client
+from enact.worker.flowstate import FlowState
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -84,6 +86,7 @@ def state() -> RedisState:
     return _get("state", lambda s: RedisState.from_url(s.redis_url, settings=s))  # type: ignore[no-any-return]
 
 
-def redis_bytes() -> Any:
-    """A Redis client for binary values (work lists of packed calls), same server."""
-    return _get("redis_bytes", lambda s: make_client(s.redis_url, decode_responses=False))
+def flow_state() -> FlowState:
+    """The ``FlowState`` at ``ENACT_REDIS_URL`` under ``ENACT_REDIS_PREFIX``, with the
+    settings' timeouts, lease, redispatch and retention."""
+    return _get("flow_state", FlowState.from_settings)  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ codes (which follow the flow's state) are in ``tests/web/test_cli_cluster.py``.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -187,9 +188,10 @@ def test_every_argument_has_help():
 
 
 def test_console_script_runs_on_the_embedded_default_store(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENACT_")}
     out = subprocess.run(
         ["enact", "run", f"{DICE}:roll_sum", "2"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("->roll_sum(2) = ")

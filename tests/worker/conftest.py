@@ -1,5 +1,8 @@
 """A private cluster for the worker tests: its own redis-server, a moto S3 bucket,
-and real ``celery -A enact.worker worker`` processes that the fixtures always stop."""
+and real ``celery -A enact.worker worker`` processes that the fixtures always stop.
+
+The cluster runs with the default settings (leases, recovery, visibility timeout):
+what users get is what is tested."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import gc
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +20,23 @@ from typing import Any, Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PORTS = range(7100, 7200)  # this suite's redis-servers keep to these ports
+
+
+def free_port() -> int:
+    """A free loopback port in ``PORTS`` (random start, so parallel runs rarely collide)."""
+    import random
+
+    start = random.randrange(len(PORTS))
+    for offset in range(len(PORTS)):
+        port = PORTS[(start + offset) % len(PORTS)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 class Workers:
@@ -87,7 +108,7 @@ def cluster_env(
 
     from tests.conftest import RedisServer, delete_bucket, subprocess_env
 
-    redis_server = RedisServer(tmp_path_factory.mktemp("cluster-redis")).start()
+    redis_server = RedisServer(tmp_path_factory.mktemp("cluster-redis"), free_port()).start()
     bucket = f"enact-worker-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
     env = subprocess_env(
@@ -96,8 +117,6 @@ def cluster_env(
             "ENACT_STORE_URL": f"s3://{bucket}/flows",
             "ENACT_S3_ENDPOINT_URL": s3_endpoint,
             "ENACT_IMPORTS": "tests.worker.flows",
-            "ENACT_VISIBILITY_TIMEOUT_S": "6",
-            "ENACT_FLOW_LOCK_TTL_S": "2",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
