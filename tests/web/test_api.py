@@ -194,3 +194,38 @@ def test_serve_without_the_web_extra_is_one_line() -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip().startswith("enact: enact serve needs: pip install 'enact[web]'")
+
+
+def test_cancel_retry_fork(server: str) -> None:
+    flow = enact.worker.submit(flows.pick_best, 2)
+    request_id = _pending_id(flow)
+    assert httpx.get(f"{server}/api/flows/{flow.id}").json()["actions"] == ["cancel", "fork"]
+    cancelled = httpx.post(f"{server}/api/flows/{flow.id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["actions"] == ["retry", "fork"]
+    assert request_id not in [i["id"] for i in httpx.get(server + "/api/inputs").json()["inputs"]]
+    assert httpx.post(f"{server}/api/flows/{flow.id}/cancel").status_code == 200  # idempotent
+    done = enact.worker.submit(flows.add, 1, 2)
+    assert done.wait(60) == "done"
+    assert httpx.post(f"{server}/api/flows/{done.id}/cancel").status_code == 409
+
+    assert httpx.post(f"{server}/api/flows/{flow.id}/retry").status_code == 200
+    assert flow.wait(60) == "waiting"
+    samples = flow.invocation()
+    forked = httpx.post(f"{server}/api/flows/{flow.id}/fork")
+    assert forked.status_code == 200 and forked.json()["parent"] == flow.id
+    fork = enact.worker.get_flow(forked.json()["id"])
+    assert fork.wait(60) == "waiting"
+    # The fork continues the record: the same samples, not drawn again.
+    assert [c.get_output() for c in fork.invocation().get_children()[:2]] == [
+        c.get_output() for c in samples.get_children()[:2]
+    ]
+    assert httpx.post(f"{server}/api/flows/{flow.id}/explode").status_code == 404
+
+    with httpx.Client(base_url=server) as browser:  # the page's Cancel button
+        page = browser.get(f"/flows/{fork.id}").text
+        assert 'data-action="cancel"' in page and 'data-flow-status="waiting"' in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        done = browser.post(f"/flows/{fork.id}/cancel", data={"csrf": csrf})
+        assert done.status_code == 303 and fork.status() == "cancelled"
+    enact.worker.cancel(flow.id)

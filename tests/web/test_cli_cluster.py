@@ -11,6 +11,7 @@ import pytest
 
 import enact.worker
 from enact.cli import (
+    EXIT_CANCELLED,
     EXIT_ERROR,
     EXIT_FAILED,
     EXIT_NOT_FINISHED,
@@ -101,3 +102,24 @@ def test_unknown_flow_is_one_line(capsys: Any) -> None:
     for argv in (["status", "nope"], ["show", "nope"]):
         code, _, err = run(capsys, *argv)
         assert code == EXIT_ERROR and err.count("\n") == 1 and "UnknownFlow" in err
+
+
+def test_cancel_retry_fork_and_the_cancelled_exit_code(capsys: Any) -> None:
+    flow = enact.worker.submit(flows.pick_best, 2)
+    assert flow.wait(60) == "waiting"
+    code, out, _ = run(capsys, "cancel", flow.id)
+    assert code == EXIT_OK and out.split() == [flow.id, "cancelled"]
+    assert run(capsys, "status", flow.id)[0] == EXIT_CANCELLED
+    done = enact.worker.submit(flows.add, 1, 2)
+    assert done.wait(60) == "done"
+    code, _, err = run(capsys, "cancel", done.id)
+    assert code == EXIT_ERROR and "ConflictError" in err and err.count("\n") == 1
+    assert run(capsys, "retry", flow.id)[0] == EXIT_OK
+    assert flow.wait(60) == "waiting"
+    code, out, _ = run(capsys, "fork", flow.id, "--answer", "2=1")
+    assert code == EXIT_OK
+    fork = enact.worker.get_flow(out.strip())
+    assert fork.wait(60) == "done" and fork.record().parent == flow.id
+    code, _, err = run(capsys, "fork", flow.id, "--answer", "2=one")
+    assert code == EXIT_ERROR and "AnswerTypeError" in err
+    enact.worker.cancel(flow.id)
