@@ -102,6 +102,15 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         redoc_url=None,
     )
 
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next: Any) -> Response:
+        """``Server-Timing: app;dur=<ms>``: the server's own time, as browsers show it."""
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.1f}"
+        return response
+
     # -- checks -----------------------------------------------------------------
 
     def page_guard(request: Request) -> None:
