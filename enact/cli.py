@@ -166,8 +166,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     answers = list(args.answer or [])
     with enact.Store(args.store, settings=args.settings) as store:
         if args.continue_ref:
-            if args.target or args.args:
-                raise Mistake("--continue REF takes no target or arguments (they are recorded)")
+            if args.args:
+                raise Mistake("--continue REF takes no arguments: they are recorded")
+            if args.target:  # imported for what it registers; the call is the recorded one
+                load_target(args.target)
             if not is_digest(args.continue_ref):
                 raise Mistake(f"--continue expects an invocation ref (64 hex digits), got "
                               f"{args.continue_ref!r}")  # fmt: skip
@@ -176,7 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 try:  # a failed invocation: replay it (what returned is reused, not re-run)
                     invocation = invocation.replay()
                 except Exception as exc:  # noqa: BLE001 - the program's own error
-                    return _stopped_by(exc, store)
+                    return _stopped_by(exc, store, args.target or "")
             generator = enact.InvocationGenerator.from_invocation(invocation)
         else:
             if not args.target:
@@ -187,13 +189,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             generator = enact.InvocationGenerator.from_callable(target, call_args)
         try:
             for request in generator:
-                status = _answer_locally(generator, request, answers, store)
+                status = _answer_locally(generator, request, answers, store, args.target or "")
                 if status is not None:
                     return status
         except EnactError:
             raise
         except Exception as exc:  # noqa: BLE001 - the program's own error
-            return _stopped_by(exc, store)
+            return _stopped_by(exc, store, args.target or "")
         final = generator.invocation
         assert final is not None
         print(enact.invocation_summary(final))
@@ -202,7 +204,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _answer_locally(
-    generator: Any, request: InputRequest, answers: list[str], store: Any
+    generator: Any, request: InputRequest, answers: list[str], store: Any, target: str
 ) -> int | None:
     wanted = getattr(request.requested_type, "__name__", request.requested_type)
     prompt = f"{request.requested_for} ({wanted}): "
@@ -219,7 +221,7 @@ def _answer_locally(
             print(enact.invocation_summary(invocation))
             print(
                 f"waiting for input: {request.requested_for!r} ({wanted}); continue with: "
-                f"enact run --continue {invocation.digest} --answer VALUE",
+                f"{_continue_hint(target, invocation.digest)} --answer VALUE",
                 file=sys.stderr,
             )
             return EXIT_WAITING
@@ -231,14 +233,19 @@ def _answer_locally(
             if not sys.stdin.isatty():
                 invocation = generator.invocation
                 print(
-                    f"enact: continue with: enact run --continue {invocation.digest} "
+                    f"enact: continue with: {_continue_hint(target, invocation.digest)} "
                     "--answer VALUE",
                     file=sys.stderr,
                 )
                 return EXIT_WAITING
 
 
-def _stopped_by(exc: BaseException, store: Any) -> int:
+def _continue_hint(target: str, digest: str) -> str:
+    """The command that continues an invocation (the target registers its function)."""
+    return f"enact run {target + ' ' if target else ''}--continue {digest}"
+
+
+def _stopped_by(exc: BaseException, store: Any, target: str) -> int:
     """Report a program that raised: its summary, the error, and the ref to retry it."""
     invocation = getattr(exc, "invocation", None)
     if invocation is None:
@@ -246,7 +253,7 @@ def _stopped_by(exc: BaseException, store: Any) -> int:
     print(enact.invocation_summary(invocation))
     print(
         f"enact: failed: {type(exc).__name__}: {redact(exc)}; invocation {invocation.digest} "
-        f"(retry what failed, reusing the rest: enact run --continue {invocation.digest})",
+        f"(retry what failed, reusing the rest: {_continue_hint(target, invocation.digest)})",
         file=sys.stderr,
     )
     return EXIT_FAILED

@@ -69,7 +69,7 @@ def test_run_answers_input_requests_in_order(tmp_path, capsys):
 
 
 def _continue_ref(err: str) -> str:
-    return re.search(r"enact run --continue ([0-9a-f]{64})", err).group(1)
+    return re.search(r"--continue ([0-9a-f]{64})", err).group(1)
 
 
 def test_run_stopped_for_input_prints_its_ref_and_continues_it_without_resampling(tmp_path, capsys):
@@ -89,6 +89,7 @@ def test_run_stopped_for_input_prints_its_ref_and_continues_it_without_resamplin
     assert main(["run", f"{script}:pick", "--store", store]) == EXIT_WAITING
     out, err = capsys.readouterr()
     assert "waiting for input: 'which?' (int)" in err
+    assert f"continue with: enact run {script}:pick --continue " in err  # it registers pick
     drawn = [int(m) for m in re.findall(r"->sample\(\) = (\d+)", out)]
     ref = _continue_ref(err)
     # A wrong-typed answer: one line, still waiting, the same ref to continue.
