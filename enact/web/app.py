@@ -104,8 +104,15 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def server_timing(request: Request, call_next: Any) -> Response:
-        """``Server-Timing: app;dur=<ms>``: the server's own time, as browsers show it."""
+        """``Server-Timing: app;dur=<ms>``: the server's own time, as browsers show it.
+
+        Also guards the OpenAPI document and its viewer, which FastAPI serves itself.
+        """
         started = time.perf_counter()
+        if request.url.path in ("/api/openapi.json", "/api/docs") and not config.authorized(
+            request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+        ):
+            return JSONResponse({"error": "missing or wrong bearer token"}, 401)
         response: Response = await call_next(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
         response.headers["Server-Timing"] = f"app;dur={elapsed_ms:.1f}"
