@@ -536,8 +536,8 @@ def _cmd_answer(args: argparse.Namespace) -> int:
     worker = _worker(args)
     try:
         flow = worker.answer(args.request, parse_value(args.value))
-    except UnknownInputRequest:
-        raise Mistake(f"no input request {args.request!r}; list them with: enact inputs") from None
+    except UnknownInputRequest as exc:
+        raise Mistake(f"UnknownInputRequest: {exc}; list them with: enact inputs") from None
     print(f"answered; flow {flow.id} resumes")
     return EXIT_OK
 

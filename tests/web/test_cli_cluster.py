@@ -81,7 +81,7 @@ def test_inputs_show_context_and_answer(capsys: Any) -> None:
     assert code == EXIT_ERROR and len(err.strip().splitlines()) == 1
     assert "does not match the requested type int" in err and flow.status() == "waiting"
     code, _, err = run(capsys, "answer", "nope:0", "1")
-    assert code == EXIT_ERROR and "no input request 'nope:0'" in err
+    assert code == EXIT_ERROR and "no input request with id 'nope:0'" in err
     assert run(capsys, "answer", pending.id, "2")[0] == EXIT_OK
     assert flow.wait(60) == "done"
 
