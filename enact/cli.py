@@ -886,8 +886,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc.code, str):
             return _fail(exc.code.removeprefix("enact: "))
         return exc.code if isinstance(exc.code, int) else EXIT_OK
-    except StoreUnavailable as exc:
-        return _fail(f"cannot reach the store or Redis: {redact(exc)}")
     except EnactError as exc:
         return _fail(f"{type(exc).__name__}: {redact(exc)}")
     except KeyboardInterrupt:
