@@ -123,3 +123,38 @@ def test_cancel_retry_fork_and_the_cancelled_exit_code(capsys: Any) -> None:
     code, _, err = run(capsys, "fork", flow.id, "--answer", "2=one")
     assert code == EXIT_ERROR and "AnswerTypeError" in err
     enact.worker.cancel(flow.id)
+
+
+def test_waiting_shows_progress_on_a_terminal_only(cluster: Any) -> None:
+    """``submit --wait`` draws the flow's status and latest call on a terminal's stderr,
+    and nothing when stderr is a pipe."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "enact.cli", "submit", "tests.web.flows:nap", "1.5",
+            "--wait", "60"]  # fmt: skip
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            argv, env=cluster.env, stdout=subprocess.PIPE, stderr=terminal, timeout=120
+        )
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == EXIT_OK
+    flow_id = done.stdout.decode().split()[0]
+    text = drawn.decode(errors="replace")
+    assert f"flow {flow_id}" in text and "\r" in text and "nap(1.5)" in text
+    piped = subprocess.run(argv, env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == EXIT_OK and piped.stderr == ""
