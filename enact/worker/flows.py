@@ -342,7 +342,8 @@ def cancel(flow: Flow | str) -> Flow:
         return handle
     if outcome == "unknown":
         handle.record()  # raises UnknownFlow
-    raise ConflictError(f"flow {handle.id} is {outcome}; it cannot be cancelled")
+    status = outcome.removeprefix("final:")
+    raise ConflictError(f"flow {handle.id} is {status} already; it cannot be cancelled")
 
 
 def retry(flow: Flow | str) -> Flow:
@@ -354,7 +355,7 @@ def retry(flow: Flow | str) -> Flow:
     """
     handle = _flow(flow)
     outcome = handle._state.retry(handle.id)
-    if outcome == "queued":
+    if outcome == "retried":
         dispatch(handle._state, handle.id)
         return handle
     if outcome == "unknown":

@@ -176,8 +176,9 @@ return status
 # the owner's own (a run stopped by an outage).
 # KEYS: flow, running, dispatch, events
 # ARGV: id, token, redispatch_s
-# Returns "queued" (send its task), "live" (the lease is still held), "lost"
-# (another owner), "cancel" (cancel asked: finish it as cancelled), or the status.
+# Returns "requeued" (send its task), "live" (the lease is still held), "lost"
+# (another owner), "cancel" (cancel asked: finish it as cancelled), or the status
+# it has (not running: nothing done).
 REQUEUE = (
     _NOW
     + """
@@ -202,7 +203,7 @@ redis.call('HDEL', KEYS[1], 'owner', 'lease')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], stamp(t + tonumber(ARGV[3])), ARGV[1])
 redis.call('PUBLISH', KEYS[4], 'queued')
-return 'queued'
+return 'requeued'
 """
 )
 
@@ -317,7 +318,7 @@ return out
 #       then P:input:<id> of each id in ARGV's ids, then of each in extra
 # ARGV: JSON {id, ids (the open ids read before), extra (other request ids), retention_s}
 # Returns "cancelled", "requested" (the owner will stop), "retry" (the open
-# requests changed meanwhile: read them again), "unknown" or a final status.
+# requests changed meanwhile: read them again), "unknown" or "final:<status>".
 CANCEL = (
     _NOW
     + """
@@ -327,7 +328,7 @@ if not status then
   return 'unknown'
 end
 if final(status) then
-  return status
+  return 'final:' .. status
 end
 local open = redis.call('ZRANGE', KEYS[8], 0, -1)
 if #open ~= #a.ids then
@@ -370,7 +371,7 @@ return 'cancelled'
 # Queue a failed, cancelled or lapsed flow again, to continue from its head.
 # KEYS: flow, running, dispatch, final, events
 # ARGV: id, redispatch_s
-# Returns "queued" (send its task), "unknown", or the status that cannot be retried.
+# Returns "retried" (queued now: send its task), "unknown", or the status it has.
 RETRY = (
     _NOW
     + """
@@ -396,7 +397,7 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], stamp(t + tonumber(ARGV[2])), ARGV[1])
 redis.call('PUBLISH', KEYS[5], 'queued')
-return 'queued'
+return 'retried'
 """
 )
 

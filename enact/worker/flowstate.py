@@ -46,8 +46,7 @@ import redis
 
 from enact.config import Settings
 from enact.errors import ConflictError, UnknownFlow, UnknownInputRequest
-from enact.stores._keys import RedisKeys
-from enact.stores.redis import make_client, redis_errors, server_seconds
+from enact.stores.redis import RedisKeys, make_client, redis_errors, server_seconds
 from enact.worker import flowscripts
 
 BATCH = 500
@@ -220,7 +219,7 @@ class FlowState:
         options: dict[str, Any] = {
             "socket_timeout": settings.redis_timeout_s,
             "socket_connect_timeout": settings.redis_connect_timeout_s,
-            "retry_timeouts": False,
+            "retry_timeouts": False,  # a silent server: one timeout, not one per retry
         }
         return cls(
             make_client(settings.redis_url, decode_responses=True, **options),
@@ -434,7 +433,7 @@ class FlowState:
 
     def requeue(self, flow_id: str, token: str = "") -> str:
         """Put a running flow back in the queue: a lapsed one (``token=""``) or the
-        owner's own. Returns ``queued`` (send its task), ``live``, ``lost``,
+        owner's own. Returns ``requeued`` (send its task), ``live``, ``lost``,
         ``cancel`` (cancel asked: ``cancel`` it) or its status."""
         keys = [
             self.keys.flow(flow_id), self.keys.flows_running(), self.keys.flows_dispatch(),
@@ -476,7 +475,7 @@ class FlowState:
 
     def cancel(self, flow_id: str) -> str:
         """Cancel a flow: ``cancelled`` (done now, requests withdrawn), ``requested``
-        (its running owner stops at the next step), ``unknown`` or its final status."""
+        (its running owner stops at the next step), ``unknown`` or ``final:<status>``."""
         record = self.get(flow_id)
         for _ in range(5):
             with self._errors(f"reading the requests of flow {flow_id}"):
@@ -496,7 +495,7 @@ class FlowState:
         raise ConflictError(f"flow {flow_id}'s input requests kept changing while cancelling it")
 
     def retry(self, flow_id: str) -> str:
-        """Queue a failed, cancelled or lapsed flow again: ``queued`` or the status it has."""
+        """Queue a failed, cancelled or lapsed flow again: ``retried`` or the status it has."""
         keys = [
             self.keys.flow(flow_id), self.keys.flows_running(), self.keys.flows_dispatch(),
             self.keys.flows_final(), self.keys.flow_events(flow_id),
@@ -737,9 +736,31 @@ class FlowState:
                 return []
             return [first[1], *(self.binary.lpop(key, 10_000) or [])]
 
+    def map_alive(self, map_id: str, puller: int) -> None:
+        """Say that puller ``puller`` runs, for one lease."""
+        with self._errors(f"renewing a puller of map {map_id}"):
+            self.binary.set(self.keys.map_alive(map_id, puller), b"1", px=int(self.lease_s * 1000))
+
+    def map_stalled(self, map_id: str, pullers: int) -> list[int]:
+        """Pullers not alive (dead, or not started) that hold taken items, and, if
+        items wait and no puller at all is alive, every puller."""
+        with self._errors(f"checking the pullers of map {map_id}"):
+            pipe = self.binary.pipeline(transaction=False)
+            pipe.llen(self.keys.map_todo(map_id))
+            for n in range(pullers):
+                pipe.exists(self.keys.map_alive(map_id, n))
+                pipe.llen(self.keys.map_inflight(map_id, n))
+            todo, *rows = pipe.execute()
+        alive = [bool(rows[2 * n]) for n in range(pullers)]
+        holding = [n for n in range(pullers) if not alive[n] and rows[2 * n + 1]]
+        if todo and not any(alive):
+            return list(range(pullers))
+        return holding
+
     def map_drop(self, map_id: str, pullers: int) -> None:
         keys = [self.keys.map_todo(map_id), self.keys.map_results(map_id)]
         keys += [self.keys.map_inflight(map_id, n) for n in range(pullers)]
+        keys += [self.keys.map_alive(map_id, n) for n in range(pullers)]
         with self._errors(f"deleting map {map_id}"):
             self.binary.delete(*keys)
 

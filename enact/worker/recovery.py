@@ -53,7 +53,7 @@ class RecoveryLoop:
         state = self.state
         for flow_id in state.lapsed():
             outcome = state.requeue(flow_id)
-            if outcome == "queued":
+            if outcome == "requeued":
                 log.warning("flow %s: its lease lapsed; requeued", flow_id)
                 counts["requeued"] += 1
                 counts["sent"] += dispatch(state, flow_id)

@@ -76,14 +76,26 @@ def _open_store(s: Settings) -> Store:
     backend = open_backend(None, s)
     scheme = urllib.parse.urlsplit(s.store_url).scheme.lower()
     if s.cache_url and s.cache_ttl_s > 0 and scheme == "s3":
-        client = make_client(s.cache_url, decode_responses=False)
+        client = make_client(s.cache_url, decode_responses=False, **redis_options(s))
         backend = CachedBackend(backend, client, RedisKeys(s.redis_prefix), ttl_s=s.cache_ttl_s)
     return Store(backend, settings=s)
 
 
 def state() -> RedisState:
     """The ``RedisState`` at ``ENACT_REDIS_URL`` under ``ENACT_REDIS_PREFIX``."""
-    return _get("state", lambda s: RedisState.from_url(s.redis_url, settings=s))  # type: ignore[no-any-return]
+    return _get(  # type: ignore[no-any-return]
+        "state", lambda s: RedisState.from_url(s.redis_url, settings=s, **redis_options(s))
+    )
+
+
+def redis_options(s: Settings) -> dict[str, Any]:
+    """Client options with the settings' finite timeouts: a silent server fails in
+    seconds (a read that timed out is not retried)."""
+    return {
+        "socket_timeout": s.redis_timeout_s,
+        "socket_connect_timeout": s.redis_connect_timeout_s,
+        "retry_timeouts": False,
+    }
 
 
 def flow_state() -> FlowState:

@@ -17,6 +17,7 @@ The workers' recovery loop (``enact.worker.recovery``) starts with the worker.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -254,8 +255,9 @@ def _requeue(state: FlowState, lease: Lease, flow_id: str) -> str:
             outcome = lease.requeue()
             if outcome == "cancel":
                 return state.cancel(flow_id)
-            if outcome == "queued":
+            if outcome == "requeued":
                 dispatch(state, flow_id)
+                return "queued"
             return outcome
         except Exception as exc:
             if time.monotonic() > deadline:
@@ -293,9 +295,10 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     runs, and leaves it only when its result is reported, so if this worker
     dies the redelivered task (same ``puller``) runs exactly those items again.
     A result carries the records of its call; the caller writes them with its
-    own, so pullers cost the object store nothing. A puller that cannot run
-    the calls at all (the function is not registered here) reports why, so the
-    caller raises it at once.
+    own, so pullers cost the object store nothing. A live puller renews a
+    heartbeat; the caller sends the task of a dead one again (same ``puller``).
+    A puller that cannot run the calls at all (the function is not registered
+    here) reports why, so the caller raises it at once.
     """
     map_id, puller = wire.task_id(map_id, "a map id"), wire.count(puller, "a puller number")
     state = runtime.flow_state()
@@ -306,7 +309,8 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
         raise
     store = runtime.store()
     done = 0
-    with store:
+    alive = _Heartbeat(lambda: state.map_alive(map_id, puller), state.lease_s / 3)
+    with store, alive:
         redo = state.map_inflight(map_id, puller)
         reports: list[bytes] = []
         taken: list[bytes] = []
@@ -333,6 +337,32 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
         if reports:
             report()
     return done
+
+
+class _Heartbeat:
+    """Calls ``beat`` now and then every ``period_s`` from a thread, until the block ends."""
+
+    def __init__(self, beat: Any, period_s: float) -> None:
+        self.beat = beat
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="enact-puller", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.beat()
+            except Exception:
+                continue  # Redis briefly away
+
+    def __enter__(self) -> _Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _registered(function_id: str) -> Function:

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -96,11 +98,26 @@ class Workers:
             self.stop(name)
 
 
-@pytest.fixture(scope="module")
-def cluster_env(
-    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
-) -> Iterator[dict[str, str]]:
-    """Environment of a private cluster; the test process is configured to use it too."""
+@dataclass
+class Cluster:
+    """A private cluster: the environment its processes get, its Redis (and its
+    broker's, when separate), and its bucket."""
+
+    env: dict[str, str]
+    redis: Any
+    broker: Any = None
+
+
+@contextmanager
+def private_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    s3_endpoint: str,
+    s3_client: Any,
+    *,
+    separate_broker: bool = False,
+    extra: dict[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """Start a cluster's servers; the test process is configured to use it too."""
     pytest.importorskip("celery")
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed for the worker tests")
@@ -109,6 +126,9 @@ def cluster_env(
     from tests.conftest import RedisServer, delete_bucket, subprocess_env
 
     redis_server = RedisServer(tmp_path_factory.mktemp("cluster-redis"), free_port()).start()
+    broker = None
+    if separate_broker:
+        broker = RedisServer(tmp_path_factory.mktemp("cluster-broker"), free_port()).start()
     bucket = f"enact-worker-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
     env = subprocess_env(
@@ -120,6 +140,8 @@ def cluster_env(
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
+            **({"ENACT_BROKER_URL": broker.url} if broker is not None else {}),
+            **(extra or {}),
         }
     )
     from enact.worker import runtime
@@ -130,7 +152,7 @@ def cluster_env(
     runtime.reset()
     reconfigure()
     try:
-        yield env
+        yield Cluster(env, redis_server, broker)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -143,7 +165,23 @@ def cluster_env(
         # while this cluster's Redis still runs (a client's Redis does not vanish).
         gc.collect()
         redis_server.stop()
+        if broker is not None:
+            broker.stop()
         delete_bucket(s3_client, bucket)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
+) -> Iterator[Cluster]:
+    with private_cluster(tmp_path_factory, s3_endpoint, s3_client) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cluster_env(cluster: Cluster) -> dict[str, str]:
+    """Environment of a private cluster; the test process is configured to use it too."""
+    return cluster.env
 
 
 @pytest.fixture

@@ -272,7 +272,11 @@ def test_map_sends_a_recorded_call_that_raised_again_on_replay(workers, cluster_
         ]
     # Items 0 and 1 were not sent; item 2 ran again without rolling again; item 3 is new.
     assert runs() == {
-        "flaky_item0": 1, "flaky_item1": 1, "flaky_item2": 2, "flaky_item3": 2, "marked_roll": 5
+        "flaky_item0": 1,
+        "flaky_item1": 1,
+        "flaky_item2": 2,
+        "flaky_item3": 2,
+        "marked_roll": 5,
     }
 
 
@@ -313,3 +317,32 @@ def test_a_worker_running_100000_tracked_calls_keeps_a_bounded_node_cache(worker
     assert first["pid"] == last["pid"]  # the same worker process ran everything
     assert last["nodes"] <= last["limit"] < 100_000
     print(f"worker memory: before {first}, after 100,100 tracked calls {last}")
+
+
+def test_a_map_whose_puller_worker_is_killed_completes_elsewhere(
+    workers, cluster_env, tmp_path: Path
+):
+    """The caller sends the task of a puller that died holding items again, without
+    waiting for the broker's visibility timeout (an hour by default)."""
+    import threading
+
+    side_channel = tmp_path / "executions.txt"
+    workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
+    workers.start("doomed", concurrency=2)
+    outputs: list[list[int]] = []
+    caller = threading.Thread(
+        target=lambda: outputs.append(enact.worker.map(flows.marked_nap, range(20), parallelism=2))
+    )
+    caller.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if side_channel.exists() and len(side_channel.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    workers.kill("doomed")
+    workers.start("rescuer", concurrency=2)
+    caller.join(300)
+    assert outputs == [list(range(20))]
+    counts = collections.Counter(line.split()[0] for line in side_channel.read_text().splitlines())
+    assert set(counts) == {f"nap{i}" for i in range(20)}
+    assert sum(n > 1 for n in counts.values()) <= 2  # at most the items in flight at the kill
