@@ -205,7 +205,7 @@ def test_cancel_retry_fork(server: str) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["actions"] == ["retry", "fork"]
     assert request_id not in [i["id"] for i in httpx.get(server + "/api/inputs").json()["inputs"]]
-    assert httpx.post(f"{server}/api/flows/{flow.id}/cancel").status_code == 200  # idempotent
+    assert httpx.post(f"{server}/api/flows/{flow.id}/cancel").status_code == 409  # final
     done = enact.worker.submit(flows.add, 1, 2)
     assert done.wait(60) == "done"
     assert httpx.post(f"{server}/api/flows/{done.id}/cancel").status_code == 409
