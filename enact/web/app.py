@@ -352,7 +352,17 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         flow = flowops.submit(name, args or [], kwargs or {})
         return flowops.flow_json(flow)
 
-    @api.post("/flows/{flow_id}/{action}", summary="Cancel, retry or fork a flow")
+    @api.post("/flows/{flow_id}/fork", summary="Fork a flow: a new flow from its record")
+    def api_fork(
+        flow_id: str,
+        at: Annotated[str | None, Body(description="rewind to before this call: 0.2")] = None,
+        answers: Annotated[
+            dict[str, Any] | None, Body(description="request path -> a new answer")
+        ] = None,
+    ) -> dict[str, Any]:
+        return flowops.flow_json(flowops.fork(flow_id, at, answers))
+
+    @api.post("/flows/{flow_id}/{action}", summary="Cancel or retry a flow")
     def api_action(flow_id: str, action: str) -> dict[str, Any]:
         if action not in flowops.ACTIONS:
             raise LookupError(f"no action {action!r}; one of {', '.join(flowops.ACTIONS)}")

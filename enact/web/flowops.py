@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import enact.worker
+from enact import tree
 from enact.errors import UnregisteredResource
 from enact.invokables import AnyInvokable
 from enact.registry import Registry
+from enact.web.forms import AnswerParseError, from_json
 from enact.web.inbox import status_text
 
 FINAL = ("done", "failed", "cancelled")
@@ -61,6 +63,40 @@ def act(flow_id: str, action: str) -> Any:
     if action == "fork":
         return enact.worker.fork(flow_id)
     raise LookupError(f"no flow action {action!r}; one of {', '.join(ACTIONS)}")
+
+
+def fork(flow_id: str, at: str | None, answers: dict[str, Any] | None) -> Any:
+    """Fork with ``at`` and ``answers`` given as dotted paths (``"0.2"``), as JSON has them.
+
+    The answers are JSON values, shaped by the requested type at each path
+    (``from_json``: an enum member from its name, a resource from its fields).
+    """
+    shaped: dict[Sequence[int], Any] = {}
+    if answers:
+        record = enact.worker.get_flow(flow_id).record()
+        store = enact.worker.store()
+        for text, value in answers.items():
+            path = dotted_path(text)
+            requested = None
+            if record.head:
+                with store:
+                    raised = tree.call_at(store, record.head, path).raised_digest
+                    request = store.checkout(raised) if raised else None
+                requested = getattr(request, "requested_type", None)
+            shaped[path] = from_json(requested, value)
+    return enact.worker.fork(
+        flow_id, at=None if at is None else dotted_path(at), answers=shaped or None
+    )
+
+
+def dotted_path(text: str) -> tuple[int, ...]:
+    """``"0.2"`` → ``(0, 2)``; ``""`` is the top-level call. ``AnswerParseError`` otherwise."""
+    try:
+        return tuple(int(part) for part in str(text).split(".") if part != "")
+    except ValueError:
+        raise AnswerParseError(
+            f"a call path is dotted child indexes such as 0.2, got {text!r}"
+        ) from None
 
 
 def resolve(name: str) -> Any:

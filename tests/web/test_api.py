@@ -222,6 +222,16 @@ def test_cancel_retry_fork(server: str) -> None:
         c.get_output() for c in samples.get_children()[:2]
     ]
     assert httpx.post(f"{server}/api/flows/{flow.id}/explode").status_code == 404
+    # A fork with another answer to the request at path 2 (the 'which is best?').
+    other = httpx.post(f"{server}/api/flows/{flow.id}/fork", json={"answers": {"2": 0}})
+    assert other.status_code == 200, other.text
+    other_flow = enact.worker.get_flow(other.json()["id"])
+    assert other_flow.wait(60) == "done"
+    assert other_flow.result() == samples.get_child(0).get_output()
+    wrong = httpx.post(f"{server}/api/flows/{flow.id}/fork", json={"answers": {"2": "x"}})
+    assert wrong.status_code == 422
+    bad_path = httpx.post(f"{server}/api/flows/{flow.id}/fork", json={"at": "a.b"})
+    assert bad_path.status_code == 422
 
     with httpx.Client(base_url=server) as browser:  # the page's Cancel button
         page = browser.get(f"/flows/{fork.id}").text
