@@ -307,24 +307,25 @@ def _status_text(status: Any) -> str:
     return str(getattr(status, "value", status))
 
 
-def _latest_call(worker: Any, head: str | None) -> str:
-    """The last call recorded at ``head`` (the deepest last child), for progress lines."""
+def _latest_call(worker: Any, head: str | None) -> tuple[int, str]:
+    """How many top-level calls ``head`` recorded, and its last call (the deepest last
+    child), for progress lines."""
     if not head:
-        return ""
+        return 0, ""
     store = worker.store()
-    node = tree.load(store, head)
+    node = top = tree.load(store, head)
     for _ in range(64):
         if not node.children:
             break
         node = tree.load(store, node.children[-1])
-    return describe_call(node.invokable_digest, node.input_digest, store)
+    return len(top.children), describe_call(node.invokable_digest, node.input_digest, store)
 
 
 def wait_for(worker: Any, flow: Any, timeout_s: float | None) -> str:
     """Wait until the flow is done, failed, cancelled or waiting; a progress line on a
     terminal (the status and the latest call). Returns the status; ``FlowTimeout``."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with Progress(label=f"flow {flow.id}") as line:
+    with Progress(label=f"flow {flow.id} calls") as line:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             step = 1.0 if left is None else max(0.0, min(1.0, left))
@@ -334,8 +335,8 @@ def wait_for(worker: Any, flow: Any, timeout_s: float | None) -> str:
                 status = ""
             record = flow.record()
             if line.enabled:
-                line.update(done=0, extra=f"{_status_text(record.status)} "
-                            f"{_latest_call(worker, record.head)}"[:120])  # fmt: skip
+                calls, latest = _latest_call(worker, record.head)
+                line.update(done=calls, extra=f"{_status_text(record.status)} {latest}"[:120])
             if status:
                 return status
             if left is not None and left <= 0:
@@ -354,15 +355,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         print(flow.id)
         return EXIT_OK
     try:
-        status = wait_for(worker, flow, args.wait)
+        wait_for(worker, flow, args.wait)
     except FlowTimeout as exc:
         print(flow.id)
         print(f"enact: {exc}", file=sys.stderr)
         return EXIT_NOT_FINISHED
-    return _report(worker, flow, args.json, status)
+    return _report(flow, args.json)
 
 
-def _report(worker: Any, flow: Any, as_json: bool, status: str | None = None) -> int:
+def _report(flow: Any, as_json: bool) -> int:
     """Print a flow's state (text or JSON); the exit code follows its status."""
     record = flow.record()
     status = _status_text(record.status)
@@ -411,7 +412,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             wait_for(worker, flow, args.wait)
         except FlowTimeout as exc:
             print(f"enact: {exc}", file=sys.stderr)
-    return _report(worker, flow, args.json)
+    return _report(flow, args.json)
 
 
 def _since(text: str | None) -> float | None:

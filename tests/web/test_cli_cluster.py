@@ -155,6 +155,6 @@ def test_waiting_shows_progress_on_a_terminal_only(cluster: Any) -> None:
     assert done.returncode == EXIT_OK
     flow_id = done.stdout.decode().split()[0]
     text = drawn.decode(errors="replace")
-    assert f"flow {flow_id}" in text and "\r" in text and "nap(1.5)" in text
+    assert f"flow {flow_id} calls" in text and "\r" in text and "nap(1.5)" in text
     piped = subprocess.run(argv, env=cluster.env, capture_output=True, text=True, timeout=120)
     assert piped.returncode == EXIT_OK and piped.stderr == ""
