@@ -27,6 +27,7 @@ The hierarchy::
     │   ├── IncompleteSubinvocationError  a child outlived its parent
     │   ├── InvocationBuildFailure        a call's outcome could not be recorded
     │   └── InvokableTypeError (TypeError)  an input or output of the wrong type
+    ├── BudgetExhausted                   a search rollout drew more than its share
     ├── InputError                        input requests and answers
     │   ├── InputRequestOutsideInvocation
     │   ├── RequestedTypeUndetermined (also an InvocationError)
@@ -156,6 +157,10 @@ class InvocationBuildFailure(InvocationError):
 
 class InvokableTypeError(InvocationError, TypeError):
     """A typed invokable got an input, or produced an output, of the wrong type."""
+
+
+class BudgetExhausted(EnactError):
+    """A search rollout tried to draw more samples than the search allotted to it."""
 
 
 class InputError(EnactError):

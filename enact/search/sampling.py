@@ -28,13 +28,9 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from enact import calls
-from enact.errors import EnactError
+from enact.errors import BudgetExhausted
 
 __all__ = ["BudgetExhausted", "Sampler", "draw", "sampling"]
-
-
-class BudgetExhausted(EnactError):
-    """A rollout tried to draw more samples than the search allotted to it."""
 
 
 class Sampler:

@@ -33,6 +33,7 @@ CORE_LAYERS = [
     "enact.errors",
     "enact.types",  # type keys and descriptors (enact 0.4's enact.types)
     "enact.version",
+    "enact.progress",  # the terminal progress line (imports nothing from enact)
     "enact.digests",
     "enact.redaction",
     "enact.context",
@@ -79,7 +80,11 @@ CORE_LAYERS = [
 TOP = ("enact", "enact.references", "enact.cli")
 # Optional dependencies (extras), and the enact modules that need them: the only
 # things a function may import lazily.
-OPTIONAL = ("celery", "kombu", "redis", "boto3", "botocore", "enact.worker")
+OPTIONAL = (
+    "celery", "kombu", "redis", "boto3", "botocore", "enact.worker",
+    # the web extra (fastapi, uvicorn, jinja2): ``enact serve`` loads it lazily
+    "enact.web",
+)
 
 
 @dataclass(frozen=True)

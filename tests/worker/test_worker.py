@@ -162,14 +162,14 @@ def test_killed_worker_flow_completes_elsewhere_without_rerunning_steps(
 
 
 def test_cli_submit_status_inputs_answer_show(workers, capsys):
-    from enact.cli import main
+    from enact.cli import EXIT_WAITING, main
 
     workers.start("w")
     assert main(["submit", "tests.worker.flows:roll_dice_user_flow"]) == 0
     flow_id = capsys.readouterr().out.strip()
     flow = enact.worker.get_flow(flow_id)
     assert flow.wait(30) == "waiting"
-    assert main(["status", flow_id]) == 0
+    assert main(["status", flow_id]) == EXIT_WAITING  # the exit code follows the flow
     assert "waiting for" in capsys.readouterr().out
     for answer in ("1", "4"):
         assert main(["inputs", "--flow", flow_id]) == 0
