@@ -46,7 +46,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -583,8 +582,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         import enact.web
     except ImportError as exc:
         raise Mistake(f"enact serve needs: pip install 'enact[web]' ({exc})") from None
-    config = enact.web.WebConfig.from_env(
-        args.environ, host=args.host, port=args.port, expose=tuple(args.expose or ())
+    config = enact.web.WebConfig.from_settings(
+        args.settings, host=args.host, port=args.port, expose=tuple(args.expose or ())
     )
     _worker(args, ping=False)
     config.check_bind()
@@ -878,7 +877,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "worker":
             return _cmd_worker(parser.parse_args(argv[:1]), argv[1:])
         args = parser.parse_args(argv)
-        args.environ = os.environ
         args.settings = Settings.from_env()
         return HANDLERS[args.command](args)
     except Mistake as exc:

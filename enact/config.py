@@ -84,6 +84,8 @@ _FOLLOW_REDIS = ""  # cache_url: use redis_url
 # checkpoint survives a power loss. Off by default: S3 and Redis with AOF are
 # durable already, and a local store is usually scratch.
 ENV_FSYNC = "ENACT_FSYNC"
+# The bearer token of `enact serve` (required when it listens beyond loopback).
+ENV_API_TOKEN = "ENACT_API_TOKEN"
 DEFAULT_FSYNC = False
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -132,6 +134,7 @@ class Settings:
     redis_connect_timeout_s: float = DEFAULT_REDIS_CONNECT_TIMEOUT_S
     broker_timeout_s: float = DEFAULT_BROKER_TIMEOUT_S
     map_timeout_s: float = DEFAULT_MAP_TIMEOUT_S
+    api_token: str | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.broker_url is None:
@@ -186,6 +189,7 @@ class Settings:
             ),
             broker_timeout_s=_positive(e, ENV_BROKER_TIMEOUT_S, DEFAULT_BROKER_TIMEOUT_S),
             map_timeout_s=_positive(e, ENV_MAP_TIMEOUT_S, DEFAULT_MAP_TIMEOUT_S),
+            api_token=text(ENV_API_TOKEN),
         )
 
     def replace(self, **changes: Any) -> Settings:

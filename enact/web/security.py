@@ -26,11 +26,10 @@ import ipaddress
 import secrets
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Mapping
 
+from enact.config import ENV_API_TOKEN, Settings
 from enact.errors import ConfigError
 
-ENV_API_TOKEN = "ENACT_API_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7600
 SESSION_COOKIE = "enact_session"
@@ -67,9 +66,10 @@ class WebConfig:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], **options: object) -> WebConfig:
-        """The token from ``ENACT_API_TOKEN`` in ``env``; other settings from ``options``."""
-        return cls(token=env.get(ENV_API_TOKEN) or None, **options)  # type: ignore[arg-type]
+    def from_settings(cls, settings: Settings, **options: object) -> WebConfig:
+        """The token from ``settings.api_token`` (``ENACT_API_TOKEN``); the rest from
+        ``options``."""
+        return cls(token=settings.api_token or None, **options)  # type: ignore[arg-type]
 
     def check_bind(self) -> None:
         """``UnsafeBind`` if the host is not loopback and there is no token."""

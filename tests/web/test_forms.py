@@ -7,6 +7,7 @@ import typing
 
 import pytest
 
+from enact.config import Settings
 from enact.errors import AnswerTypeError
 from enact.requests import InputRequest, check_answer
 from enact.web.forms import AnswerParseError, field_for, from_json, parse_form, to_json
@@ -87,7 +88,7 @@ def test_binding_beyond_loopback_needs_a_token():
     WebConfig(host="127.0.0.1").check_bind()
     with pytest.raises(UnsafeBind, match="ENACT_API_TOKEN"):
         WebConfig(host="0.0.0.0").check_bind()
-    WebConfig.from_env({"ENACT_API_TOKEN": "t"}, host="0.0.0.0").check_bind()
+    WebConfig.from_settings(Settings(api_token="t"), host="0.0.0.0").check_bind()
     assert "t0ken" not in repr(WebConfig(token="t0ken"))
 
 
