@@ -21,7 +21,6 @@ from enact.errors import EnactError, UnknownFlow
 from enact.printing import describe_call
 from enact.records import NativeException
 from enact.requests import InputRequest, pending_input_requests
-from enact.stores.redis import redis_errors, server_seconds
 from enact.web.forms import Field, field_for, to_json
 from enact.worker import PendingInput
 
@@ -67,43 +66,18 @@ class Requests:
         self._requests: OrderedDict[str, dict[tuple[int, ...], InputRequest]] = OrderedDict()
 
     def count(self) -> int:
-        state = enact.worker.flow_state()
-        with redis_errors(state.client, "counting pending input requests"):
-            return int(state.client.zcard(state.keys.inputs_open()))
+        return self.page(0, 1)[0]
 
     def page(self, offset: int = 0, limit: int = PAGE_SIZE) -> tuple[int, list[InboxItem]]:
         """``(total pending, the items at offset..offset+limit)``, newest first.
 
-        Three round trips whatever the number pending: the count and the page of ids,
-        the page's requests, and their flows' records.
+        Three round trips whatever the number pending (``FlowState.pending_page``
+        and ``flow_names``).
         """
         state = enact.worker.flow_state()
-        open_ids = state.keys.inputs_open()
-        with redis_errors(state.client, "listing input requests"):
-            pipe = state.client.pipeline(transaction=False)
-            pipe.zcard(open_ids)
-            pipe.zrevrange(open_ids, offset, offset + max(limit, 1) - 1)
-            total, ids = pipe.execute()
-            pipe = state.client.pipeline(transaction=False)
-            for request_id in ids:
-                pipe.hgetall(state.keys.input(request_id))
-            pipe.time()
-            *rows, now = pipe.execute()
-        clock = server_seconds(now)
-        pending = [PendingInput.from_hash(r, clock) for r in rows if r]
-        pending = [p for p in pending if p.status != "answered"]
-        names = self._flow_names({p.flow_id for p in pending})
-        return int(total), [self._item(p, names.get(p.flow_id, "?")) for p in pending]
-
-    def _flow_names(self, flow_ids: set[str]) -> dict[str, str]:
-        state = enact.worker.flow_state()
-        ordered = sorted(flow_ids)
-        with redis_errors(state.client, "reading flow names"):
-            pipe = state.client.pipeline(transaction=False)
-            for flow_id in ordered:
-                pipe.hget(state.keys.flow(flow_id), "name")
-            names = pipe.execute()
-        return {f: n or "?" for f, n in zip(ordered, names)}
+        total, pending = state.pending_page(offset, limit)
+        names = state.flow_names(p.flow_id for p in pending)
+        return total, [self._item(p, names.get(p.flow_id) or "?") for p in pending]
 
     def item(self, request_id: str) -> InboxItem | None:
         """The request as an inbox item; ``None`` if it was answered meanwhile.

@@ -23,6 +23,7 @@ from enact import calls, tree
 from enact.calls import args_object
 from enact.errors import FlowTimeout, ReplayError, UnregisteredResource, WorkerError
 from enact.invokables import Function
+from enact.progress import Progress
 from enact.records import Invocation
 from enact.replay import call_target
 from enact.store import Store
@@ -58,6 +59,8 @@ def _run_remote(
     map_id = uuid.uuid4().hex
     pullers = max(1, min(parallelism, len(items)))
     state.map_push(map_id, items, MAP_TTL_S)
+    # A progress line (calls done of total) on a terminal, nothing otherwise.
+    bar = Progress(total=len(items), label=f"map {fn.function_id}")
     try:
         group(
             pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
@@ -88,7 +91,9 @@ def _run_remote(
                     results[index] = (node, value)
                     objects.update(records)
                     progress = time.monotonic()
+                    bar.update(done=len(results))
     finally:
+        bar.close()
         state.map_drop(map_id, pullers)
     return results
 
@@ -248,7 +253,16 @@ def replay_many(
     job = group(replay_invocation.s(invocation.digest, strict) for _ in range(n))
     async_result = job.apply_async()
     try:
-        digests = async_result.get(timeout=timeout, disable_sync_subtasks=False)
+        deadline = time.monotonic() + timeout
+        with Progress(total=n, label="replay_many") as bar:
+            if bar.enabled:  # on a terminal: replays done of n, while waiting
+                while not async_result.ready() and time.monotonic() < deadline:
+                    bar.update(done=async_result.completed_count())
+                    time.sleep(0.1)
+                bar.update(done=async_result.completed_count())
+            digests = async_result.get(
+                timeout=max(0.001, deadline - time.monotonic()), disable_sync_subtasks=False
+            )
     finally:
         async_result.forget()
     store = runtime.store()

@@ -613,6 +613,37 @@ class FlowState:
                         out.append(request)
         return out
 
+    def pending_page(self, offset: int = 0, limit: int = 25) -> tuple[int, list[PendingInput]]:
+        """``(number open, the open requests at offset..offset+limit)``, newest first.
+
+        Two round trips whatever the number open, so a page of an inbox with thousands
+        of pending requests costs what a page of ten does.
+        """
+        index = self.keys.inputs_open()
+        with self._errors("listing input requests"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(index)
+            pipe.zrevrange(index, max(offset, 0), max(offset, 0) + max(limit, 1) - 1)
+            total, ids = pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for rid in ids:
+                pipe.hgetall(self.keys.input(rid))
+            pipe.time()
+            *rows, now = pipe.execute()
+        clock = server_seconds(now)
+        page = [PendingInput.from_hash(fields, clock) for fields in rows if fields]
+        return int(total), [request for request in page if request.status != "answered"]
+
+    def flow_names(self, flow_ids: Iterable[str]) -> dict[str, str]:
+        """The name of each of these flows (``""`` for one that expired), one round trip."""
+        ordered = sorted(set(flow_ids))
+        with self._errors("reading flow names"):
+            pipe = self.client.pipeline(transaction=False)
+            for flow_id in ordered:
+                pipe.hget(self.keys.flow(flow_id), "name")
+            names = pipe.execute()
+        return {flow_id: name or "" for flow_id, name in zip(ordered, names)}
+
     def claim_input_request(self, id: str, claimer: str, lease_s: float) -> PendingInput:
         """Claim a request for ``lease_s`` seconds so that only ``claimer`` answers it.
 

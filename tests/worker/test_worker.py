@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import io
 import subprocess
 import sys
 import time
@@ -114,6 +115,31 @@ def test_replay_many_resamples_the_rewound_call(workers):
             last_rolls.append(children[2].get_output())
     assert all(1 <= r <= 6 for r in last_rolls)
     assert len(set(last_rolls)) > 1  # 12 independent samples of a die
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal: progress lines are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_map_and_replay_many_show_progress_on_a_terminal_only(workers, monkeypatch):
+    workers.start("w", concurrency=4)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert enact.worker.map(flows.square, range(40)) == [i * i for i in range(40)]
+    with runtime.store():
+        rewound = enact.invoke(flows.roll_sum, (2,)).rewind(1)
+    assert len(enact.worker.replay_many(rewound, 4)) == 4
+    drawn = terminal.getvalue()
+    assert "map tests.worker.flows.square" in drawn and "40/40" in drawn
+    assert "replay_many" in drawn and "4/4" in drawn
+
+    piped = io.StringIO()  # not a terminal: nothing is written
+    monkeypatch.setattr(sys, "stderr", piped)
+    assert enact.worker.map(flows.square, range(5)) == [i * i for i in range(5)]
+    assert piped.getvalue() == ""
 
 
 def test_failing_flow_records_the_failure(workers):
