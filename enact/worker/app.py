@@ -30,6 +30,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import kombu.pools
 from celery import Celery
 
 from enact.config import Settings
@@ -106,4 +107,8 @@ def reconfigure(settings: Settings | None = None, celery_app: Celery | None = No
         target._pool.force_close_all()
         target._pool = None
     target.amqp._producer_pool = None
+    # kombu keeps connection and producer pools in process-wide groups keyed by
+    # broker URL: drop them too, or a later cluster on the same URL would get the
+    # pool just closed ("Acquire on closed pool").
+    kombu.pools.reset()
     return settings

@@ -90,6 +90,9 @@ def run_flow(self: Any, flow_id: str) -> str:
     except OUTAGES as exc:
         log.warning("flow %s met an outage (%s); back to queued", flow_id, exc)
         return _requeue(state, lease, flow_id)
+    except Exception as exc:  # its records cannot be read (damaged, collected...)
+        log.exception("flow %s cannot continue", flow_id)
+        return _final(lease, FlowStatus.FAILED, error=f"{type(exc).__name__}: {redact(exc)}")
     finally:
         lease.stop()
 
@@ -297,16 +300,24 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     A result carries the records of its call; the caller writes them with its
     own, so pullers cost the object store nothing. A live puller renews a
     heartbeat; the caller sends the task of a dead one again (same ``puller``).
-    A puller that cannot run the calls at all (the function is not registered
-    here) reports why, so the caller raises it at once.
+    A puller that cannot run the calls (the function is not registered here, a
+    malformed item) reports why, so the caller raises it at once.
     """
     map_id, puller = wire.task_id(map_id, "a map id"), wire.count(puller, "a puller number")
     state = runtime.flow_state()
     try:
-        function = _registered(function_id)
-    except Exception as exc:
-        state.map_report(map_id, puller, [wire.pack_error(exc)], [], MAP_TTL_S)
+        return _pull(state, map_id, _registered(function_id), puller)
+    except OUTAGES:
+        raise  # the caller sends this puller's task again; its items are still there
+    except Exception as exc:  # the caller raises this at once instead of waiting
+        try:
+            state.map_report(map_id, puller, [wire.pack_error(exc)], [], MAP_TTL_S)
+        except Exception:
+            pass
         raise
+
+
+def _pull(state: FlowState, map_id: str, function: Function, puller: int) -> int:
     store = runtime.store()
     done = 0
     alive = _Heartbeat(lambda: state.map_alive(map_id, puller), state.lease_s / 3)
