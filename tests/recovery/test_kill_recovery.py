@@ -65,3 +65,26 @@ def test_kill_9_of_the_flow_worker_continues_elsewhere(cluster):
     after = [e for e in runs if e.t > kill.start]
     assert after and {e.pid for e in after} == {c.workers[survivor].pid}
     assert c.reap_exited() == [], c.log_tails()
+
+
+@pytest.mark.slow
+def test_a_flow_whose_only_worker_died_continues_on_its_replacement(cluster):
+    """One worker, killed with -9 and replaced at once (a single-host deployment that
+    restarts its worker): the new worker's recovery loop finds the flow."""
+    c = cluster(1)
+    tag, steps = "alone", 30
+    flow = enact.worker.submit(steps_flow, tag, steps, DELAY_S)
+    assert wait_for(lambda: len(c.executions(tag)) >= 5, timeout_s=120), c.log_tails()
+    (victim,) = c.workers
+    kill = c.kill_worker(victim)
+    c.start_worker()
+    continued = wait_for(
+        lambda: continued_after(c.executions(tag), kill) is not None,
+        timeout_s=RECOVERY_PROMISE_S,
+    )
+    assert continued, f"not continued on the new worker: {flow.status()}\n{c.log_tails()}"
+    assert flow.wait(timeout=steps * DELAY_S + 60) == "done", c.log_tails()
+    assert flow.result() == expected_output("steps", steps)
+    runs = c.executions(tag)
+    assert {e.index for e in runs} == set(range(steps))
+    assert unexplained_reruns(runs, c.kills) == []

@@ -8,6 +8,8 @@ past its lease. Default settings; real workers and a real redis-server.
 * A worker frozen (``SIGSTOP``) longer than a flow's lease: the flow continues on the
   other worker; when the frozen one wakes it must notice it lost the flow and record
   nothing more: the flow ends done once, and only the step it was frozen in runs twice.
+* A worker with more flows than threads (some received, not started) when Redis is
+  killed: it must reconnect and run them all, not exit.
 """
 
 from __future__ import annotations
@@ -89,3 +91,27 @@ def test_a_worker_frozen_past_its_lease_gives_the_flow_up(cluster):
     woken = [e for e in runs if e.pid == frozen_pid and e.t > pause.start]
     assert woken == [], f"the woken worker ran steps of a flow it had lost: {woken}"
     assert c.reap_exited() == []
+
+
+@pytest.mark.slow
+def test_a_worker_with_a_backlog_survives_a_redis_kill(cluster):
+    """More flows than the worker's threads (16 by default), so some wait, received and
+    not started, when Redis is killed: the worker reconnects and runs them all."""
+    c = cluster(1)
+    steps = 8
+    flows = [enact.worker.submit(steps_flow, f"backlog{i}", steps, DELAY_S) for i in range(24)]
+    assert wait_for(lambda: len({e.tag for e in c.executions()}) >= 16, timeout_s=60)
+    c.kill_redis(down_s=0.3)
+    seen: dict[str, set[str]] = {}
+    deadline = time.monotonic() + 60 + 15 + 3 * steps * DELAY_S
+    while not poll_statuses(flows, seen) and time.monotonic() < deadline:
+        if c.reap_exited():
+            break
+        time.sleep(0.5)
+    assert c.exited == [], f"the worker exited at the Redis kill:\n{c.log_tails(60)}"
+    statuses = {flow.id: str(flow.status().value) for flow in flows}
+    assert set(statuses.values()) == {"done"}, statuses
+    for i, flow in enumerate(flows):
+        assert flow.result() == expected_output("steps", steps)
+        assert {e.index for e in c.executions(f"backlog{i}")} == set(range(steps))
+    assert unexplained_reruns(c.executions(), c.kills) == []
