@@ -79,7 +79,8 @@ def test_start_two_workers_then_stop_leaves_no_process(local_cluster):
     env = cluster.client_env()
     started = cluster.processes()
     pidfiles = cluster.pidfiles()
-    assert set(pidfiles) == {"redis", "s3", "worker1", "worker2"}
+    # The inbox too: the dev install has the web extra.
+    assert set(pidfiles) == {"redis", "s3", "inbox", "worker1", "worker2"}
     assert set(pidfiles.values()) <= set(started), (pidfiles, started)
     assert any("weed" in command and " mini " in command for command in started.values())
     # Workers get the cluster's variables, and tuning passed to `start`.
