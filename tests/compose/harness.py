@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -60,6 +61,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PORT_RANGE = range(7400, 7500)
 ACCESS_KEY, SECRET_KEY, BUCKET = "enact", "enact-compose-test-secret", "enact"
 NODE_FILE = "/tmp/enact-node"
+MISSING = re.compile(r"No matching distribution found for (.+)")
 
 
 class EngineUnavailable(RuntimeError):
@@ -244,6 +246,7 @@ class Images:
         self.redis = f"enact-local/redis:{self.base.split(':')[1]}"
         self.s3 = ""  # tagged by the weed binary's version once known
         self.worker = "enact-local/worker:test"
+        self._base_python = ""
 
     def has(self, tag: str) -> bool:
         return self.engine.docker("image", "inspect", tag, check=False).returncode == 0
@@ -327,22 +330,52 @@ class Images:
             )
             self.build_from(self.s3, dockerfile, {"weed": weed})
 
+    def base_python(self) -> str:
+        """The full version of the base image's python3, which pip's markers depend on."""
+        if not self._base_python:
+            self._base_python = self.engine.docker(
+                "run", "--rm", "--network=none", self.base,
+                "python3", "-c", "import platform; print(platform.python_version())",
+            ).stdout.strip()
+        return self._base_python
+
     @property
     def wheelhouse(self) -> Path:
-        return self.cache / f"wheels-{digest_of(sys.version, *worker_requirements())}"
+        return self.cache / f"wheels-{digest_of(self.base_python(), *worker_requirements())}"
 
     def build_wheelhouse(self) -> None:
-        """Wheels of everything the worker installs, built with the host's pip (offline build)."""
+        """Wheels of everything the worker installs, for the base's Python (offline build).
+
+        The host's pip downloads them; pip judges markers such as
+        ``python_full_version < "3.11.3"`` for the host, so a dry-run install in the base
+        image (no network) names what the image needs besides, until nothing is missing.
+        """
         if self.wheelhouse.is_dir():
             return
         scratch = Path(tempfile.mkdtemp(prefix="wheels-", dir=self.cache))
+        wanted = worker_requirements()
         try:
-            run(
-                [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(scratch)]
-                + worker_requirements(),
-                timeout_s=900,
-            )
-            scratch.rename(self.wheelhouse)
+            for _ in range(10):
+                run(
+                    [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+                     f"--python-version={self.base_python()}", "--dest", str(scratch), *wanted],
+                    timeout_s=900,
+                )
+                check = self.engine.docker(
+                    "run", "--rm", "--network=none", "--volume", f"{scratch}:/wheels:ro",
+                    self.base, "sh", "-c",
+                    'python3 -m venv /tmp/venv && exec /tmp/venv/bin/pip install --dry-run '
+                    '--no-index --find-links=/wheels "$@"', "sh", *worker_requirements(),
+                    check=False,
+                )
+                if check.returncode == 0:
+                    scratch.rename(self.wheelhouse)
+                    return
+                missing = MISSING.findall(check.stderr)
+                if not missing:
+                    raise RuntimeError(f"pip in {self.base} failed:\n{check.stderr[-3000:]}")
+                wanted = [requirement.split(";")[0].strip() for requirement in missing]
+            raise RuntimeError(f"the wheelhouse still misses {wanted}")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -510,8 +543,27 @@ def override(
     return result
 
 
+def merged(compose: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The compose file with the override applied, as docker-compose merges two files.
+
+    Mappings merge key by key; anything else is replaced. One thing an override file
+    cannot do in docker-compose 1.x is drop a key, and host networking refuses ``ports``,
+    so a service in host mode loses its ``ports`` here: the one change beyond the override.
+    """
+    result = dict(compose)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    for service in result.get("services", {}).values():
+        if service.get("network_mode") == "host":
+            service.pop("ports", None)
+    return result
+
+
 class Cluster:
-    """One docker-compose project on ``engine``: the repository's file plus the override."""
+    """One docker-compose project on ``engine``: the repository's file with the override."""
 
     def __init__(self, engine: Engine, workdir: Path, images: Images | None) -> None:
         self.engine = engine
@@ -521,7 +573,8 @@ class Cluster:
         self.ports = free_ports()
         self.timings: dict[str, float] = {}
         self.user_code = workdir / "user"
-        self.override_file = workdir / "docker-compose.test.yml"
+        self.compose_file = workdir / "docker-compose.test.yml"
+        self.changes: dict[str, Any] = {}
 
     # Setup -------------------------------------------------------------------------------
 
@@ -537,8 +590,8 @@ class Cluster:
         if self.images is not None:
             context = self.images.build_context(self.workdir / "context")
         compose = yaml.safe_load(COMPOSE_FILE.read_text())
-        text = yaml.safe_dump(override(compose, self.ports, self.images, context))
-        self.override_file.write_text(text)
+        self.changes = override(compose, self.ports, self.images, context)
+        self.compose_file.write_text(yaml.safe_dump(merged(compose, self.changes)))
 
     @property
     def client_env(self) -> dict[str, str]:
@@ -569,9 +622,7 @@ class Cluster:
             "--project-directory",
             str(REPO),
             "--file",
-            str(COMPOSE_FILE),
-            "--file",
-            str(self.override_file),
+            str(self.compose_file),
             *args,
         ]
         return run(command, timeout_s=timeout_s, check=check, env=self.env, cwd=REPO)
