@@ -606,6 +606,13 @@ class Cluster:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
+    def host_env(self) -> dict[str, str]:
+        """The environment of a client process on the host: the cluster's, the user code."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ENACT_", "AWS_"))}
+        env.update(self.client_env)
+        env["PYTHONPATH"] = os.pathsep.join([str(self.user_code), str(REPO)])
+        return env
+
     @property
     def env(self) -> dict[str, str]:
         """docker-compose's environment: the engine and the compose file's variables."""
@@ -697,6 +704,60 @@ class Cluster:
             "networks": self.engine.docker("network", "ls", "-q", "--filter", label).stdout.split(),
         }
         return {kind: ids for kind, ids in found.items() if ids}
+
+
+def submit(cluster: Cluster, target: str, *args: str) -> str:
+    """`enact submit TARGET ARGS` from the host, in the user code directory; the flow id."""
+    result = run(
+        [sys.executable, "-c", "import sys, enact.cli; sys.exit(enact.cli.main())",
+         "submit", target, *args],
+        env=cluster.host_env(), cwd=cluster.user_code, timeout_s=180,
+    )
+    return result.stdout.split()[0]
+
+
+def kill_worker_mid_flow(cluster: Cluster, flow_id: str, settle_s: float,
+                         timeout_s: float) -> dict[str, Any]:
+    """Follow the flow; ``docker kill`` the container of the worker that runs it.
+
+    Waits until a worker runs the flow, lets it run ``settle_s`` more (a few checkpoints),
+    kills that worker's container, and follows the flow to its end. Returns what was seen:
+    the status lines (``tests.compose.flow_watch``), the node and container killed, and the
+    times of the kill and of the first line naming another worker (None if none did).
+    """
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "tests.compose.flow_watch", flow_id, str(timeout_s)],
+        cwd=REPO, env=cluster.host_env(), stdout=subprocess.PIPE, text=True,
+    )
+    seen: dict[str, Any] = {"lines": [], "running_on": None, "killed": None,
+                            "killed_at": None, "continued_at": None}
+    lines = seen["lines"]
+    try:
+        assert watch.stdout is not None
+        for raw in watch.stdout:
+            lines.append(json.loads(raw))
+            if lines[-1].get("status") == "running" and lines[-1].get("worker"):
+                break
+        seen["running_on"] = lines[-1].get("worker") if lines else None
+        if not seen["running_on"]:
+            return seen
+        time.sleep(settle_s)
+        seen["killed"] = cluster.nodes().get(seen["running_on"])
+        if seen["killed"] is None:
+            return seen
+        cluster.engine.docker("kill", seen["killed"])
+        seen["killed_at"] = time.time()
+        for raw in watch.stdout:
+            lines.append(json.loads(raw))
+            worker = lines[-1].get("worker")
+            if seen["continued_at"] is None and worker and worker != seen["running_on"]:
+                seen["continued_at"] = lines[-1]["t"]
+        watch.wait(30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    return seen
 
 
 @contextlib.contextmanager

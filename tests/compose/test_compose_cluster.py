@@ -8,7 +8,6 @@ Redis restarted (and killed), and ``down -v`` leaving nothing, nor the engine on
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -33,19 +32,12 @@ LONG_STEPS, LONG_DELAY_S = 40, 0.5
 MEASURED: dict[str, float] = {}
 
 
-def client_env(cluster: harness.Cluster) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENACT_", "AWS_"))}
-    env.update(cluster.client_env)
-    env["PYTHONPATH"] = os.pathsep.join([str(cluster.user_code), str(REPO)])
-    return env
-
-
 def enact_cli(cluster: harness.Cluster, *args: str, timeout_s: float = 180) -> str:
     """`enact ARGS` on the host, in the user code directory, as a user of the cluster would."""
     result = subprocess.run(
         [sys.executable, "-c", "import sys, enact.cli; sys.exit(enact.cli.main())", *args],
         cwd=cluster.user_code,
-        env=client_env(cluster),
+        env=cluster.host_env(),
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -86,10 +78,6 @@ def wait_done(cluster: harness.Cluster, flow_id: str) -> str:
             return result
         time.sleep(0.5)
     raise AssertionError(f"flow {flow_id} not done after {FLOW_TIMEOUT_S} s\n{cluster.logs()}")
-
-
-def submit(cluster: harness.Cluster, target: str, *args: str) -> str:
-    return enact_cli(cluster, "submit", target, *args).split()[0]
 
 
 def redis_client(cluster: harness.Cluster) -> redis.Redis:
@@ -148,7 +136,7 @@ def test_three_workers_and_the_services_are_healthy_on_host_networking(cluster, 
     ping = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "enact.worker", "inspect", "ping", "--json",
          "--timeout", "10"],
-        env=client_env(cluster), capture_output=True, text=True, timeout=120,
+        env=cluster.host_env(), capture_output=True, text=True, timeout=120,
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert set(json.loads(ping.stdout.strip().splitlines()[-1])) == set(nodes)
@@ -168,7 +156,7 @@ def test_dice_flows_end_to_end_through_the_cli(cluster):
     die_id, status, result = out.split()[:3]
     assert status == "done" and 1 <= int(result) <= 6, out
 
-    user_id = submit(cluster, "human_dice:roll_dice_user_flow")
+    user_id = harness.submit(cluster, "human_dice:roll_dice_user_flow")
     request = wait_for_input(cluster, user_id, "Total number of rolls?")
     assert flow_status(cluster, user_id)[0] == "waiting"
     assert "resumes" in enact_cli(cluster, "answer", request, "2")
@@ -206,45 +194,22 @@ def test_dice_flows_end_to_end_through_the_cli(cluster):
 
 
 def test_a_killed_workers_flow_completes_on_another_worker(cluster):
-    flow_id = submit(cluster, "tests.worker.flows:long_flow", str(LONG_STEPS), str(LONG_DELAY_S))
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "tests.compose.flow_watch", flow_id, str(FLOW_TIMEOUT_S)],
-        cwd=REPO, env=client_env(cluster), stdout=subprocess.PIPE, text=True,
+    flow_id = harness.submit(
+        cluster, "tests.worker.flows:long_flow", str(LONG_STEPS), str(LONG_DELAY_S)
     )
-    lines: list[dict] = []
-    try:
-        assert watch.stdout is not None
-        for raw in watch.stdout:
-            lines.append(json.loads(raw))
-            if lines[-1].get("status") == "running" and lines[-1].get("worker"):
-                break
-        running_on = lines[-1].get("worker")
-        assert running_on, f"the flow never ran: {lines}\n{cluster.logs()}"
-        nodes = cluster.nodes()
-        assert running_on in nodes, (running_on, nodes)
-        time.sleep(LONG_DELAY_S * 4)  # a few steps in, checkpointed
-        killed = nodes[running_on]
-        cluster.engine.docker("kill", killed)
-        killed_at = time.time()
-        continued_at = None
-        for raw in watch.stdout:
-            lines.append(json.loads(raw))
-            worker = lines[-1].get("worker")
-            if continued_at is None and worker and worker != running_on:
-                continued_at = lines[-1]["t"]
-        watch.wait(30)
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+    seen = harness.kill_worker_mid_flow(cluster, flow_id, LONG_DELAY_S * 4, FLOW_TIMEOUT_S)
+    lines = seen["lines"]
+    assert seen["running_on"], f"the flow never ran: {lines}\n{cluster.logs()}"
+    assert seen["killed"], f"no container runs {seen['running_on']}: {cluster.nodes()}"
     final = lines[-1]
     assert final.get("status") == "done", f"{lines}\n{cluster.logs(60)}"
     assert final["result"] == sum(range(LONG_STEPS))
-    assert final["worker"] != running_on
-    assert cluster.nodes()[final["worker"]] != killed
-    assert continued_at is not None
-    MEASURED["docker kill -> flow continues on another worker"] = continued_at - killed_at
-    print(f"\nkill -> continued: {continued_at - killed_at:.1f} s; watch: {lines}")
+    assert final["worker"] != seen["running_on"]
+    assert cluster.nodes()[final["worker"]] != seen["killed"]
+    assert seen["continued_at"] is not None
+    continued_s = seen["continued_at"] - seen["killed_at"]
+    MEASURED["docker kill -> flow continues on another worker"] = continued_s
+    print(f"\nkill -> continued: {continued_s:.1f} s; watch: {lines}")
 
 
 def test_redis_restart_and_kill_lose_nothing(cluster):
