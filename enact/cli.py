@@ -171,10 +171,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_flows(args: argparse.Namespace) -> int:
-    worker = _worker(args)
-    table = worker.flows.FlowTable(worker.state())
-    for flow_id in table.ids(args.limit):
-        record = table.get(flow_id)
+    for record in _worker(args).list_flows(limit=args.limit):
         print(f"{record.id} {record.status:8} {record.name}")
     return 0
 

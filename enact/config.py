@@ -48,6 +48,14 @@ ENV_FLOW_LOCK_TTL_S = "ENACT_FLOW_LOCK_TTL_S"
 ENV_CACHE_URL = "ENACT_CACHE_URL"
 ENV_CACHE_TTL_S = "ENACT_CACHE_TTL_S"
 ENV_GC_GRACE_S = "ENACT_GC_GRACE_S"
+# Durable flows (enact.worker.flowstate): leases, recovery, retention, timeouts.
+ENV_FLOW_REDISPATCH_S = "ENACT_FLOW_REDISPATCH_S"
+ENV_FLOW_RETENTION_S = "ENACT_FLOW_RETENTION_S"
+ENV_RECOVERY_INTERVAL_S = "ENACT_RECOVERY_INTERVAL_S"
+ENV_REDIS_TIMEOUT_S = "ENACT_REDIS_TIMEOUT_S"
+ENV_REDIS_CONNECT_TIMEOUT_S = "ENACT_REDIS_CONNECT_TIMEOUT_S"
+ENV_BROKER_TIMEOUT_S = "ENACT_BROKER_TIMEOUT_S"
+ENV_MAP_TIMEOUT_S = "ENACT_MAP_TIMEOUT_S"
 
 DEFAULT_STORE_URL = "file:.enact"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -56,9 +64,16 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 DEFAULT_WORKER_CONCURRENCY = 16
 DEFAULT_WORKER_POOL = "threads"
 DEFAULT_CHECKPOINT_INTERVAL_S = 0.0
-DEFAULT_FLOW_LOCK_TTL_S = 30.0
+DEFAULT_FLOW_LOCK_TTL_S = 15.0  # a running flow's lease; renewed every third of it
 DEFAULT_CACHE_TTL_S = 3600.0
 DEFAULT_GC_GRACE_S = 3600.0
+DEFAULT_FLOW_REDISPATCH_S = 30.0  # a queued flow's task is sent again if not started by then
+DEFAULT_FLOW_RETENTION_S = 7 * 24 * 3600.0  # a finished flow's Redis state expires after
+DEFAULT_RECOVERY_INTERVAL_S = 2.0  # each worker's recovery loop period
+DEFAULT_REDIS_TIMEOUT_S = 5.0  # a Redis command without a reply fails after this
+DEFAULT_REDIS_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_BROKER_TIMEOUT_S = 5.0  # sending a task gives up after about this
+DEFAULT_MAP_TIMEOUT_S = 3600.0  # enact.worker.map / replay_many without a timeout
 
 _FOLLOW_REDIS = ""  # cache_url: use redis_url
 
@@ -90,6 +105,13 @@ class Settings:
     cache_url: str | None = _FOLLOW_REDIS
     cache_ttl_s: float = DEFAULT_CACHE_TTL_S
     gc_grace_s: float = DEFAULT_GC_GRACE_S
+    flow_redispatch_s: float = DEFAULT_FLOW_REDISPATCH_S
+    flow_retention_s: float = DEFAULT_FLOW_RETENTION_S
+    recovery_interval_s: float = DEFAULT_RECOVERY_INTERVAL_S
+    redis_timeout_s: float = DEFAULT_REDIS_TIMEOUT_S
+    redis_connect_timeout_s: float = DEFAULT_REDIS_CONNECT_TIMEOUT_S
+    broker_timeout_s: float = DEFAULT_BROKER_TIMEOUT_S
+    map_timeout_s: float = DEFAULT_MAP_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.broker_url is None:
@@ -115,9 +137,7 @@ class Settings:
             redis_prefix=text(ENV_REDIS_PREFIX) or DEFAULT_REDIS_PREFIX,
             imports=tuple(n for n in (e.get(ENV_IMPORTS) or "").replace(",", " ").split() if n),
             s3_endpoint_url=(
-                text(ENV_S3_ENDPOINT_URL)
-                or text("AWS_ENDPOINT_URL_S3")
-                or text("AWS_ENDPOINT_URL")
+                text(ENV_S3_ENDPOINT_URL) or text("AWS_ENDPOINT_URL_S3") or text("AWS_ENDPOINT_URL")
             ),
             aws_region=text("AWS_REGION") or text("AWS_DEFAULT_REGION"),
             aws_access_key_id=text("AWS_ACCESS_KEY_ID"),
@@ -125,9 +145,7 @@ class Settings:
             aws_session_token=text("AWS_SESSION_TOKEN"),
             aws_profile=text("AWS_PROFILE"),
             visibility_timeout_s=_number(e, ENV_VISIBILITY_TIMEOUT_S, DEFAULT_VISIBILITY_TIMEOUT_S),
-            worker_concurrency=int(
-                _number(e, ENV_WORKER_CONCURRENCY, DEFAULT_WORKER_CONCURRENCY)
-            )
+            worker_concurrency=int(_number(e, ENV_WORKER_CONCURRENCY, DEFAULT_WORKER_CONCURRENCY))
             or 1,
             worker_pool=text(ENV_WORKER_POOL) or DEFAULT_WORKER_POOL,
             checkpoint_interval_s=_number(
@@ -138,6 +156,15 @@ class Settings:
             cache_url=None if cache_off else (cache_raw or redis_url),
             cache_ttl_s=_number(e, ENV_CACHE_TTL_S, DEFAULT_CACHE_TTL_S),
             gc_grace_s=_number(e, ENV_GC_GRACE_S, DEFAULT_GC_GRACE_S),
+            flow_redispatch_s=_positive(e, ENV_FLOW_REDISPATCH_S, DEFAULT_FLOW_REDISPATCH_S),
+            flow_retention_s=_positive(e, ENV_FLOW_RETENTION_S, DEFAULT_FLOW_RETENTION_S),
+            recovery_interval_s=_positive(e, ENV_RECOVERY_INTERVAL_S, DEFAULT_RECOVERY_INTERVAL_S),
+            redis_timeout_s=_positive(e, ENV_REDIS_TIMEOUT_S, DEFAULT_REDIS_TIMEOUT_S),
+            redis_connect_timeout_s=_positive(
+                e, ENV_REDIS_CONNECT_TIMEOUT_S, DEFAULT_REDIS_CONNECT_TIMEOUT_S
+            ),
+            broker_timeout_s=_positive(e, ENV_BROKER_TIMEOUT_S, DEFAULT_BROKER_TIMEOUT_S),
+            map_timeout_s=_positive(e, ENV_MAP_TIMEOUT_S, DEFAULT_MAP_TIMEOUT_S),
         )
 
     def replace(self, **changes: Any) -> Settings:
@@ -167,6 +194,11 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0 or value != value:
         raise ConfigError(f"{name}={raw!r} must be a non-negative number")
     return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A non-negative number where 0 means the default (a zero timeout is never meant)."""
+    return _number(env, name, default) or default
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ The hierarchy::
     └── FlowError                         flows run by the Celery workers
         ├── UnknownFlow (KeyError)
         ├── FlowFailed                    the flow ended with an exception
+        │   └── FlowCancelled             the flow was cancelled
+        ├── WorkerError                   the workers could not run what was sent
         ├── FlowWaiting                   the flow waits for input; no result yet
         └── FlowTimeout (TimeoutError)    waiting for a flow took too long
 
@@ -212,6 +214,15 @@ class UnknownFlow(FlowError, KeyError):
 
 class FlowFailed(FlowError):
     """The flow ended with an exception (its message is the recorded error)."""
+
+
+class FlowCancelled(FlowFailed):
+    """The flow was cancelled (``enact.worker.cancel``); it has no result."""
+
+
+class WorkerError(FlowError):
+    """The workers could not run what was sent (say, a function they do not import);
+    the message is the workers' own."""
 
 
 class FlowWaiting(FlowError):

@@ -23,20 +23,29 @@ The schema (``P`` is the prefix)::
     P:inputs                 zset    every input request id, scored by `created`
     P:inputs:open            zset    ids not answered yet, scored by `created`
     P:inputs:flow:<flow_id>  zset    the open ids of one flow, scored by `created`
-    P:flow:<flow_id>         hash    one flow (enact.worker.flows): status, start
-                                     (digest of its Request), head (digest of its
+    P:flow:<flow_id>         hash    one flow (enact.worker.flowstate): status,
+                                     start (digest of its Request), head (its
                                      latest invocation or checkpoint), output,
-                                     error, requests (JSON ids), name, created,
-                                     updated, worker, and answer:<request id> =
-                                     base64 of the packed answer until consumed
+                                     error, requests (JSON ids), name, parent,
+                                     created, updated, worker, owner + lease
+                                     (the running worker's token and the server
+                                     time its lease ends), cancel, retry,
+                                     attempts, and answer:<request id> = base64
+                                     of the packed answer until consumed. A
+                                     finished flow's hash expires after the
+                                     retention (ENACT_FLOW_RETENTION_S)
     P:flow:<flow_id>:events  channel pub/sub: the new status, each time it changes
-    P:flow:<flow_id>:lock    string  token of the worker running the flow; expires
-                                     unless renewed, so a dead worker's lock lapses
     P:flows                  zset    every flow id, scored by creation time
+    P:flows:running          zset    running flow ids, scored by lease end
+    P:flows:dispatch         zset    queued flow ids, scored by the time their
+                                     task is due to be sent (again): the outbox
+    P:flows:final            zset    finished flow ids, scored by finish time
+                                     (pruned from P:flows after the retention)
     P:map:<id>:todo          list    packed [index, CallArgs bytes] of one
                                      enact.worker.map call, not yet taken
     P:map:<id>:inflight:<n>  list    items puller n took and has not reported
-    P:map:<id>:results       list    packed [index, node row] per finished item
+    P:map:<id>:results       list    packed [index, node row] per finished item,
+                                     or a packed error report of a puller
                                      (the map keys expire after a day)
 
 Times are the Redis server's clock (``TIME``), so clients with skewed clocks
@@ -106,14 +115,20 @@ class RedisKeys:
     def flow(self, flow_id: str) -> str:
         return f"{self.prefix}:flow:{flow_id}"
 
-    def flow_lock(self, flow_id: str) -> str:
-        return f"{self.prefix}:flow:{flow_id}:lock"
-
     def flow_events(self, flow_id: str) -> str:
         return f"{self.prefix}:flow:{flow_id}:events"
 
     def flows(self) -> str:
         return f"{self.prefix}:flows"
+
+    def flows_running(self) -> str:
+        return f"{self.prefix}:flows:running"
+
+    def flows_dispatch(self) -> str:
+        return f"{self.prefix}:flows:dispatch"
+
+    def flows_final(self) -> str:
+        return f"{self.prefix}:flows:final"
 
     def map_todo(self, map_id: str) -> str:
         return f"{self.prefix}:map:{map_id}:todo"

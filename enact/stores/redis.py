@@ -1,9 +1,10 @@
-"""Redis for the mutable side of enact: named refs, input requests, and optionally objects.
+"""Redis for the mutable side of enact: named refs, and optionally objects.
 
 ``RedisState`` keeps what changes: refs (a name pointing at a digest, with
-atomic compare-and-set and a history) and the registry of pending input
-requests that the Celery worker reads and answers. ``RedisBackend`` is the
-object ``Backend`` protocol on Redis, for deployments without S3.
+atomic compare-and-set and a history). ``RedisBackend`` is the object
+``Backend`` protocol on Redis, for deployments without S3. (Flows and their
+input requests live in ``enact.worker.flowstate``, which uses this module's
+client factory and error translation.)
 
 Invariants:
 
@@ -24,14 +25,11 @@ not Redis Cluster.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import urllib.parse
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Collection, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import redis
 from redis.backoff import EqualJitterBackoff
@@ -54,14 +52,13 @@ from enact.errors import (
     ConflictError,
     StoreError,
     StoreUnavailable,
-    UnknownInputRequest,
 )
 from enact.stores._keys import DEFAULT_PREFIX, RedisKeys
 from enact.stores._timed import TimedObjects
 
 __all__ = [
-    "BATCH", "HISTORY_LIMIT", "PendingInput", "RedisBackend", "RedisKeys", "RedisState",
-    "make_client", "split_url",
+    "BATCH", "HISTORY_LIMIT", "RedisBackend", "RedisKeys", "RedisState", "make_client",
+    "redis_errors", "server_seconds", "split_url",
 ]  # fmt: skip
 
 RETRIES = 6  # backoff 0.05 s doubling, capped at 1 s: about 3 s before giving up
@@ -74,7 +71,6 @@ QUARANTINE_TTL_MS = 7 * 24 * 3600 * 1000
 
 log = logging.getLogger(__name__)
 
-Status = Literal["pending", "claimed", "answered"]
 _SCHEMES = ("redis", "rediss", "unix")
 _CLIENT_OPTIONS = {
     "retries": int,
@@ -169,8 +165,14 @@ def make_client(
     health_check_interval: int = HEALTH_CHECK_INTERVAL_S,
     socket_timeout: float = SOCKET_TIMEOUT_S,
     socket_connect_timeout: float = SOCKET_CONNECT_TIMEOUT_S,
+    retry_timeouts: bool = True,
 ) -> redis.Redis:
-    """A redis-py client that reconnects with backoff and health-checks idle connections."""
+    """A redis-py client that reconnects with backoff and health-checks idle connections.
+
+    With ``retry_timeouts=False`` a read that times out is not tried again: a
+    server that accepts connections and never answers costs ``socket_timeout``
+    seconds, not that times the retries (refused connections are still retried).
+    """
     plain, ours = split_url(url)
     options: dict[str, Any] = {
         "retries": retries,
@@ -184,14 +186,19 @@ def make_client(
                 options[name] = _CLIENT_OPTIONS[name](raw)
             except ValueError:
                 raise ConfigError(f"Redis URL option {name}={raw!r} is not a number") from None
-    retry = _Retry(EqualJitterBackoff(cap=1.0, base=0.05), options.pop("retries"))
+    retried: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError,)
+    if retry_timeouts:
+        retried += (redis.exceptions.TimeoutError, TimeoutError)
+    retry = _Retry(
+        EqualJitterBackoff(cap=1.0, base=0.05), options.pop("retries"), supported_errors=retried
+    )
     try:
         from_url: Any = redis.Redis.from_url  # the stubs' overloads want a literal bool
         return from_url(  # type: ignore[no-any-return]
             plain,
             decode_responses=decode_responses,
             retry=retry,
-            retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+            retry_on_error=list(retried),
             **options,
         )
     except (ValueError, TypeError) as exc:
@@ -210,6 +217,18 @@ def _client_where(client: redis.Redis) -> str:
     if "path" in kwargs:
         return str(kwargs["path"])
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+def redis_errors(client: redis.Redis, action: str) -> Any:
+    """A context manager translating redis-py errors of ``client`` into ours
+    (``StoreUnavailable`` for an unreachable or silent server), naming the server
+    but never the password."""
+    return _errors(_client_where(client), action)
+
+
+def server_seconds(server_time: Any) -> float:
+    """A Redis ``TIME`` reply as unix seconds."""
+    return _seconds(server_time)
 
 
 @contextmanager
@@ -258,9 +277,7 @@ class RedisBackend:
         self.reuse_horizon_s = reuse_horizon_s
         self._put_script = client.register_script(_load_script("redis_obj_put.lua"))
         self._delete_script = client.register_script(_load_script("redis_obj_delete.lua"))
-        self._quarantine_script = client.register_script(
-            _load_script("redis_obj_quarantine.lua")
-        )
+        self._quarantine_script = client.register_script(_load_script("redis_obj_quarantine.lua"))
         self._lock_script = client.register_script(_load_script("redis_gc_lock.lua"))
         self._unlock_script = client.register_script(_load_script("redis_gc_unlock.lua"))
 
@@ -352,9 +369,7 @@ class RedisBackend:
         """
         with _errors(self._where, "deleting objects"):
             keys = [self.keys.object_times(), *(self.keys.object(d) for d in digests)]
-            deleted, size, fresh = self._delete_script(
-                keys=keys, args=[repr(cutoff_s), *digests]
-            )
+            deleted, size, fresh = self._delete_script(keys=keys, args=[repr(cutoff_s), *digests])
         return int(deleted), int(size), int(fresh)
 
     def pins(self) -> dict[str, str]:
@@ -480,61 +495,8 @@ class RedisInventory(TimedObjects):
         return self.backend.quarantine(bad)
 
 
-@dataclass
-class PendingInput:
-    """An input request waiting for (or holding) an answer.
-
-    ``status`` is ``"pending"``, ``"claimed"`` (a client holds a lease until
-    ``claim_expires``) or ``"answered"`` (``answer`` is the answer's digest).
-    A claim whose lease has run out reads as ``"pending"``. Times are unix
-    seconds on the Redis server's clock.
-    """
-
-    id: str
-    flow_id: str
-    requested_type: str
-    for_value: str
-    context: str | None
-    created: float
-    invocation: str
-    path: list[int]
-    status: Status = "pending"
-    answer: str | None = None
-    claimed_by: str | None = None
-    claim_expires: float | None = None
-    answered: float | None = None
-
-    @classmethod
-    def _from_hash(cls, fields: Mapping[Any, Any], now: float) -> PendingInput:
-        f = {_text(k): _text(v) for k, v in fields.items()}
-        status: Status = f["status"]  # type: ignore[assignment]
-        claimed_by = f.get("claimed_by")
-        claim_expires = float(f["claim_expires"]) if "claim_expires" in f else None
-        if status == "claimed" and (claim_expires is None or claim_expires <= now):
-            status, claimed_by, claim_expires = "pending", None, None
-        return cls(
-            id=f["id"],
-            flow_id=f["flow_id"],
-            requested_type=f["requested_type"],
-            for_value=f["for_value"],
-            context=f.get("context"),
-            created=float(f["created"]),
-            invocation=f["invocation"],
-            path=[int(i) for i in json.loads(f["path"])],
-            status=status,
-            answer=f.get("answer"),
-            claimed_by=claimed_by,
-            claim_expires=claim_expires,
-            answered=float(f["answered"]) if "answered" in f else None,
-        )
-
-
-def _pairs(flat: Sequence[Any]) -> dict[str, str]:
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
 class RedisState:
-    """Refs and pending input requests in Redis, all under one key prefix."""
+    """Named refs in Redis, all under one key prefix."""
 
     def __init__(
         self, client: redis.Redis, prefix: str | None = None, *, history_limit: int = HISTORY_LIMIT
@@ -544,10 +506,6 @@ class RedisState:
         self.history_limit = history_limit
         self._where = _client_where(client)
         self._ref_set = client.register_script(_load_script("redis_ref_set.lua"))
-        self._input_add = client.register_script(_load_script("redis_input_add.lua"))
-        self._input_claim = client.register_script(_load_script("redis_input_claim.lua"))
-        self._input_answer = client.register_script(_load_script("redis_input_answer.lua"))
-        self._input_remove = client.register_script(_load_script("redis_input_remove.lua"))
 
     @classmethod
     def from_url(
@@ -658,190 +616,6 @@ class RedisState:
         args: list[Any] = [name, digest, mode, expected, self.history_limit]
         with _errors(self._where, f"setting ref {name!r}"):
             return bool(self._ref_set(keys=keys, args=args))
-
-    # -- input requests -----------------------------------------------------------
-
-    def add_input_request(
-        self,
-        *,
-        flow_id: str,
-        requested_type: str,
-        for_value: str,
-        invocation: str,
-        path: Sequence[int],
-        context: str | None = None,
-        id: str | None = None,
-        created: float | None = None,
-    ) -> PendingInput:
-        """Register a pending input request; returns it as stored.
-
-        Idempotent on an explicit ``id``: if a request with that id exists, it is
-        returned unchanged. Without ``id`` one is generated. ``created`` defaults
-        to the server's clock.
-        """
-        request_id = id or uuid.uuid4().hex
-        fields: list[Any] = [
-            "flow_id", flow_id,
-            "requested_type", requested_type,
-            "for_value", for_value,
-            "invocation", invocation,
-            "path", json.dumps([int(i) for i in path]),
-        ]  # fmt: skip
-        if context is not None:
-            fields += ["context", context]
-        keys = [
-            self.keys.input(request_id),
-            self.keys.inputs(),
-            self.keys.inputs_open(),
-            self.keys.inputs_flow(flow_id),
-        ]
-        args = [request_id, "" if created is None else repr(float(created)), *fields]
-        with _errors(self._where, f"adding input request {request_id}"):
-            reply = self._input_add(keys=keys, args=args)
-        return PendingInput._from_hash(_pairs(reply[1:]), float(reply[0]))
-
-    def get_input_request(self, id: str) -> PendingInput:
-        """The request with this id; raises ``UnknownInputRequest`` if there is none."""
-        with _errors(self._where, f"reading input request {id}"):
-            pipe = self._client.pipeline(transaction=False)
-            pipe.hgetall(self.keys.input(id))
-            pipe.time()
-            fields, now = pipe.execute()
-        if not fields:
-            raise UnknownInputRequest(f"no input request with id {id!r}")
-        return PendingInput._from_hash(fields, _seconds(now))
-
-    def pending_inputs(
-        self, flow_id: str | None = None, *, include_claimed: bool = True
-    ) -> list[PendingInput]:
-        """Unanswered requests (of one flow, or all), oldest first.
-
-        With ``include_claimed=False``, only those a client could claim now.
-        """
-        index = self.keys.inputs_open() if flow_id is None else self.keys.inputs_flow(flow_id)
-        with _errors(self._where, "listing input requests"):
-            ids = [_text(i) for i in self._client.zrange(index, 0, -1)]
-            out: list[PendingInput] = []
-            for start in range(0, len(ids), BATCH):
-                pipe = self._client.pipeline(transaction=False)
-                for request_id in ids[start : start + BATCH]:
-                    pipe.hgetall(self.keys.input(request_id))
-                pipe.time()
-                *rows, now = pipe.execute()
-                for fields in rows:
-                    if not fields:
-                        continue  # removed since the listing
-                    request = PendingInput._from_hash(fields, _seconds(now))
-                    if request.status == "answered":
-                        continue
-                    if include_claimed or request.status == "pending":
-                        out.append(request)
-        return out
-
-    def claim_input_request(self, id: str, claimer: str, lease_s: float) -> PendingInput:
-        """Claim a request for ``lease_s`` seconds so that only ``claimer`` answers it.
-
-        Atomic. A claim whose lease ran out can be taken again, and the holder
-        may claim again to extend its lease. Raises ``ConflictError`` if the
-        request is answered or someone else holds a live lease, and
-        ``UnknownInputRequest`` if there is no such request.
-        """
-        if not claimer:
-            raise ValueError("claimer must be a non-empty string")
-        if lease_s <= 0:
-            raise ValueError(f"lease_s must be positive, got {lease_s!r}")
-        with _errors(self._where, f"claiming input request {id}"):
-            reply = self._input_claim(keys=[self.keys.input(id)], args=[claimer, repr(lease_s)])
-        return self._outcome(id, reply, f"claim by {claimer!r}")
-
-    def answer_input_request(
-        self, id: str, answer_digest: str, claimer: str | None = None
-    ) -> PendingInput:
-        """Record ``answer_digest`` as the answer; returns the answered request.
-
-        Atomic. Only a pending request, one whose lease ran out, or one claimed
-        by ``claimer`` can be answered; otherwise ``ConflictError``. Repeating
-        the same answer succeeds (a retry after a lost reply). Unknown id:
-        ``UnknownInputRequest``.
-        """
-        if not answer_digest:
-            raise ValueError("answer_digest must be a non-empty string")
-        for _ in range(3):
-            flow_id = self._flow_of(id)
-            keys = [self.keys.input(id), self.keys.inputs_open(), self.keys.inputs_flow(flow_id)]
-            with _errors(self._where, f"answering input request {id}"):
-                reply = self._input_answer(
-                    keys=keys, args=[id, answer_digest, claimer or "", flow_id]
-                )
-            if _text(reply[0]) != "retry":
-                return self._outcome(id, reply, f"answer by {claimer!r}")
-        raise ConflictError(f"input request {id!r} kept changing flow while being answered")
-
-    def remove_input_request(self, id: str) -> bool:
-        """Delete a request whatever its status; ``False`` if there was none."""
-        try:
-            return self._remove(id, cutoff=None)
-        except UnknownInputRequest:
-            return False
-
-    def expire_input_requests(self, older_than_s: float) -> list[str]:
-        """Delete every request created more than ``older_than_s`` seconds ago; return their ids.
-
-        Whatever their status: answered requests whose answer was never consumed
-        go too. Each removal is atomic; a request re-added meanwhile is kept.
-        """
-        with _errors(self._where, "expiring input requests"):
-            cutoff = _seconds(self._client.time()) - older_than_s
-            ids = [_text(i) for i in self._client.zrangebyscore(self.keys.inputs(), "-inf", cutoff)]
-        removed = []
-        for request_id in ids:
-            try:
-                if self._remove(request_id, cutoff=cutoff):
-                    removed.append(request_id)
-            except UnknownInputRequest:
-                # Gone already; drop any index entry left behind.
-                with _errors(self._where, "expiring input requests"):
-                    self._client.zrem(self.keys.inputs(), request_id)
-        return removed
-
-    def _remove(self, id: str, cutoff: float | None) -> bool:
-        for _ in range(3):
-            flow_id = self._flow_of(id)
-            keys = [
-                self.keys.input(id),
-                self.keys.inputs(),
-                self.keys.inputs_open(),
-                self.keys.inputs_flow(flow_id),
-            ]
-            args = [id, flow_id, "" if cutoff is None else repr(cutoff)]
-            with _errors(self._where, f"removing input request {id}"):
-                result = int(self._input_remove(keys=keys, args=args))
-            if result >= 0:
-                return result == 1
-        raise ConflictError(f"input request {id!r} kept changing flow while being removed")
-
-    def _flow_of(self, id: str) -> str:
-        # The scripts need every key up front, and the flow index's key depends on
-        # the request's flow; the scripts check it has not changed since.
-        with _errors(self._where, f"reading input request {id}"):
-            flow_id = self._client.hget(self.keys.input(id), "flow_id")
-        if flow_id is None:
-            raise UnknownInputRequest(f"no input request with id {id!r}")
-        return _text(flow_id)
-
-    def _outcome(self, id: str, reply: Sequence[Any], action: str) -> PendingInput:
-        outcome, now = _text(reply[0]), float(_text(reply[1]))
-        if outcome == "unknown":
-            raise UnknownInputRequest(f"no input request with id {id!r}")
-        request = PendingInput._from_hash(_pairs(reply[2:]), now)
-        if outcome == "answered":
-            raise ConflictError(f"input request {id!r} is already answered ({request.answer})")
-        if outcome == "claimed":
-            raise ConflictError(
-                f"input request {id!r} refused {action}: claimed by {request.claimed_by!r} "
-                f"for {request.claim_expires - now if request.claim_expires else 0:.1f} s more"
-            )
-        return request
 
 
 def _check_name(name: str) -> str:

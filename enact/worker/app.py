@@ -9,14 +9,17 @@ Choices, and why:
 
 * msgpack for tasks and results (JSON accepted too); never pickle, so a message
   cannot run code.
-* ``task_acks_late`` + ``task_reject_on_worker_lost``: a task is acknowledged
-  only after it finishes, so the task of a worker that dies is delivered again
-  to another one. Flows checkpoint as they go, so the second run resumes.
-* With a Redis broker, an unacknowledged task comes back after the visibility
-  timeout (``ENACT_VISIBILITY_TIMEOUT_S``, default one hour) plus at most a
-  quarter of it (the sweep period). It should exceed the longest task: a flow
-  that runs longer is delivered a second time, and that copy waits on the flow
-  lock until the first finishes. (With RabbitMQ, redelivery is immediate.)
+* Flows do not rely on the broker to recover: their task is acknowledged on
+  receipt, and leases plus every worker's recovery loop put a dead worker's
+  flow back to work (``enact.worker.flowstate``, ``enact.worker.recovery``).
+  A duplicate delivery of a flow that runs elsewhere ends at once.
+* Map and replay tasks use ``task_acks_late`` + ``task_reject_on_worker_lost``:
+  acknowledged only after they finish, so the task of a worker that dies is
+  delivered again (with a Redis broker, after the visibility timeout,
+  ``ENACT_VISIBILITY_TIMEOUT_S``, one hour by default).
+* Finite broker timeouts (``ENACT_BROKER_TIMEOUT_S``): sending a task to a
+  broker that is down fails in seconds; a flow's send is retried by the
+  recovery loop, so ``submit`` and ``answer`` still succeed.
 * ``worker_prefetch_multiplier = 1``: tasks can be long; a worker must not hoard.
 * The ``threads`` pool by default: sampling models is I/O bound, and threads
   share the store's caches and connections.
@@ -48,14 +51,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "broker_connection_timeout": settings.broker_timeout_s,
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
         "broker_transport_options": {
             "visibility_timeout": visibility,
+            "socket_timeout": settings.broker_timeout_s,
+            "socket_connect_timeout": settings.broker_timeout_s,
             # kombu sweeps for abandoned messages every interval x throttle
             # seconds (100 s by default); sweep at a quarter of the timeout.
             "unacked_restore_interval": max(1, min(10, int(visibility / 4))),
             "unacked_restore_throttle": 1,
         },
         "result_backend_transport_options": {"visibility_timeout": visibility},
+        "redis_socket_connect_timeout": settings.broker_timeout_s,
         "result_expires": 24 * 3600,
         "task_default_queue": QUEUE,
         "worker_pool": settings.worker_pool,

@@ -21,7 +21,7 @@ from celery import group
 
 from enact import calls, tree
 from enact.calls import args_object
-from enact.errors import FlowTimeout, ReplayError
+from enact.errors import FlowTimeout, ReplayError, UnregisteredResource, WorkerError
 from enact.invokables import Function
 from enact.records import Invocation
 from enact.replay import call_target
@@ -29,6 +29,7 @@ from enact.store import Store
 from enact.tree import Node
 from enact.trust import worker_target
 from enact.worker import runtime, wire
+from enact.worker.flows import submit_invocation
 from enact.worker.tasks import MAP_TTL_S, pull_calls, replay_invocation
 
 DEFAULT_PARALLELISM = 128
@@ -45,46 +46,51 @@ def _run_remote(
     and values by index. A result for an index not asked for is refused.
 
     The records the calls made are added to ``objects`` for the caller to write.
+    A worker that cannot run the calls at all reports why, and that is raised
+    here at once: ``UnregisteredResource`` (naming ``ENACT_IMPORTS``) for a
+    function the workers do not import, ``WorkerError`` otherwise.
     """
     items = list(work.values())
     size = max(work) + 1
-    keys = runtime.state().keys
-    client = runtime.redis_bytes()
+    state = runtime.flow_state()
+    if timeout is None:
+        timeout = runtime.settings().map_timeout_s
     map_id = uuid.uuid4().hex
-    todo_key, results_key = keys.map_todo(map_id), keys.map_results(map_id)
     pullers = max(1, min(parallelism, len(items)))
-    pipe = client.pipeline(transaction=False)
-    for start in range(0, len(items), 1000):
-        pipe.rpush(todo_key, *items[start : start + 1000])
-    pipe.expire(todo_key, MAP_TTL_S)
-    pipe.execute()
-    group(
-        pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
-    ).apply_async()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    results: dict[int, tuple[Node, bytes | None]] = {}
+    state.map_push(map_id, items, MAP_TTL_S)
     try:
+        group(
+            pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True) for n in range(pullers)
+        ).apply_async()
+        deadline = time.monotonic() + timeout
+        results: dict[int, tuple[Node, bytes | None]] = {}
         while len(results) < len(items):
-            if deadline is not None and time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise FlowTimeout(
                     f"enact.worker.map: {len(items) - len(results)} of {len(items)} calls "
-                    f"unfinished after {timeout} s"
+                    f"unfinished after {timeout} s (ENACT_MAP_TIMEOUT_S, or pass timeout=); "
+                    "are workers running and reading the queue?"
                 )
-            first = client.blpop([results_key], timeout=1)
-            if first is None:
-                continue
-            batch = [first[1], *(client.lpop(results_key, 10_000) or [])]
-            for packed in batch:
+            for packed in state.map_results(map_id, 1):
+                report = wire.error_report(packed)
+                if report is not None:
+                    _raise_worker_error(fn, *report)
                 index, node, value, records = wire.result_message(packed, size)
                 if index in work and index not in results:  # a redone call may report twice
                     results[index] = (node, value)
                     objects.update(records)
     finally:
-        pipe = client.pipeline(transaction=False)
-        pipe.delete(todo_key, results_key)
-        pipe.delete(*(keys.map_inflight(map_id, n) for n in range(pullers)))
-        pipe.execute()
+        state.map_drop(map_id, pullers)
     return results
+
+
+def _raise_worker_error(fn: Function, kind: str, message: str) -> None:
+    text = f"the workers could not run {fn.function_id}: {message}"
+    if kind.endswith(("UnregisteredResource", "UnreplayableCall")):
+        if "ENACT_IMPORTS" not in text:
+            text += " (list its module in the workers' ENACT_IMPORTS)"
+        raise UnregisteredResource(text)
+    raise WorkerError(f"{text} ({kind})")
 
 
 def map(  # noqa: A001  (mirrors the builtin on purpose)
@@ -99,7 +105,9 @@ def map(  # noqa: A001  (mirrors the builtin on purpose)
     ``fn`` must be a registered function the workers import. Outputs come back
     in input order. If a call raised, the calls before it are recorded and its
     exception is raised here, as a local loop would. At most ``parallelism``
-    calls run at once; ``FlowTimeout`` after ``timeout`` seconds.
+    calls run at once; ``FlowTimeout`` after ``timeout`` seconds (default
+    ``ENACT_MAP_TIMEOUT_S``, one hour). If the workers cannot run ``fn`` at all
+    (they do not import it), their error is raised here within seconds.
     """
     fn = worker_target(fn)
     if not isinstance(fn, Function):
@@ -203,17 +211,31 @@ def _outputs(
 
 
 def replay_many(
-    invocation: Invocation, n: int, *, strict: bool = True, timeout: float | None = None
-) -> list[Invocation]:
+    invocation: Invocation,
+    n: int,
+    *,
+    strict: bool = True,
+    timeout: float | None = None,
+    as_flows: bool = False,
+) -> list[Any]:
     """Replay ``invocation`` ``n`` times in parallel on the workers.
 
     Typically ``invocation`` is rewound, so each replay samples the removed
     calls afresh: the building block of execution search. The invocation must
-    be in the cluster's store. Returns the ``n`` new invocations.
+    be in the cluster's store. Returns the ``n`` new invocations (``FlowTimeout``
+    after ``timeout`` s, default ``ENACT_MAP_TIMEOUT_S``).
+
+    With ``as_flows=True`` each replay runs as a flow instead, and the ``n``
+    ``Flow`` handles are returned at once: a replay that asks for input waits
+    for an answer (``enact.worker.pending_inputs``) instead of ending there.
     """
     if n < 1:
         return []
     worker_target(call_target(invocation, runtime.store())[0])
+    if as_flows:
+        return [submit_invocation(invocation) for _ in range(n)]
+    if timeout is None:
+        timeout = runtime.settings().map_timeout_s
     job = group(replay_invocation.s(invocation.digest, strict) for _ in range(n))
     async_result = job.apply_async()
     try:

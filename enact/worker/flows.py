@@ -1,204 +1,80 @@
-"""Flows: top-level invocations run by the workers, paused and resumed at will.
+"""Flows from the client's side: submit, watch, answer, cancel, retry, fork.
 
-A flow's state lives in Redis (a hash per flow, see ``enact.stores._keys``) and
-in the object store (its request, checkpoints and invocations), never only in a
-worker's memory. Its life::
+A flow is a top-level invocation run by the workers, paused and resumed at
+will. Its state lives in Redis (``enact.worker.flowstate``, the only module that
+changes it) and in the object store (its start request, checkpoints and
+invocations), never only in a worker's memory, so any machine with the same
+``ENACT_*`` settings can follow it. Tasks are sent by name (``RUN_FLOW``); the
+task itself is in ``enact.worker.tasks``.
 
-    queued -> running -> done | failed
-                  \\-> waiting (input requests registered) -> queued (answered) -> running ...
-
-While a worker runs a flow it holds the flow's lock, a Redis key with a short
-expiry that a background thread renews; a second delivery of the same task (a
-redelivery after a crash, a duplicate resume) waits until the lock is free or
-lapses, so two workers never run one flow at once.
+Anything that also needs the broker is recorded in Redis first (the flow is
+queued with its task due), then sent; if the send fails the flow stays queued
+and the recovery loop of any worker sends it again (``enact.worker.recovery``).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import threading
+import logging
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
+import types
+from typing import Any, Iterable, Mapping, Sequence
 
 from enact import tree
 from enact.calls import value_object
 from enact.errors import (
     ConflictError,
+    FlowCancelled,
     FlowFailed,
     FlowTimeout,
     FlowWaiting,
-    UnknownFlow,
+    InputError,
+    UnknownInputRequest,
+    UnregisteredResource,
 )
 from enact.invokables import BoundFunction, Function
 from enact.printing import invocation_summary
 from enact.records import BoundMethod, CallArgs, Invocation, Request, checkout_record
-from enact.replay import call_for
-from enact.requests import check_answer, pending_input_requests
+from enact.replay import call_for, located
+from enact.requests import InputRequest, RequestInput, check_answer, pending_input_requests
 from enact.store import Store
 from enact.trust import worker_target
 from enact.worker import runtime
 from enact.worker.app import app
+from enact.worker.flowstate import (
+    FINAL,
+    FlowRecord,
+    FlowState,
+    FlowStatus,
+    PendingInput,
+    new_flow_id,
+    request_id,
+)
+
+log = logging.getLogger(__name__)
 
 # The task that runs a flow (enact.worker.tasks.run_flow), sent by name.
 RUN_FLOW = "enact.run_flow"
 
-STATUSES = ("queued", "running", "waiting", "done", "failed")
-FINAL = ("done", "failed")
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+STATUSES = tuple(s.value for s in FlowStatus)
+UNTIL = (FlowStatus.WAITING, *FINAL)
 
 
-@dataclass
-class FlowRecord:
-    """A flow as stored in Redis."""
+def dispatch(state: FlowState, flow_id: str) -> bool:
+    """Send the task that runs a queued flow; ``False`` if the broker refused it.
 
-    id: str
-    status: str
-    start: str
-    name: str = ""
-    head: str | None = None
-    output: str | None = None
-    error: str | None = None
-    requests: list[str] = field(default_factory=list)
-    created: float = 0.0
-    updated: float = 0.0
-    worker: str | None = None
-
-
-class FlowTable:
-    """Reads and writes flow records and locks."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        self.client = state.client
-        self.keys = state.keys
-        self._renew = self.client.register_script(_RENEW)
-        self._release = self.client.register_script(_RELEASE)
-
-    def create(self, flow_id: str, start: str, name: str) -> None:
-        now = time.time()
-        pipe = self.client.pipeline()
-        pipe.hset(
-            self.keys.flow(flow_id),
-            mapping={
-                "status": "queued",
-                "start": start,
-                "name": name,
-                "created": now,
-                "updated": now,
-            },
-        )
-        pipe.zadd(self.keys.flows(), {flow_id: now})
-        pipe.execute()
-
-    def get(self, flow_id: str) -> FlowRecord:
-        raw = self.client.hgetall(self.keys.flow(flow_id))
-        if not raw:
-            raise UnknownFlow(
-                f"no flow with id {flow_id!r} under Redis prefix {self.keys.prefix!r}"
-            )
-        return FlowRecord(
-            id=flow_id,
-            status=raw["status"],
-            start=raw["start"],
-            name=raw.get("name", ""),
-            head=raw.get("head") or None,
-            output=raw.get("output") or None,
-            error=raw.get("error") or None,
-            requests=json.loads(raw.get("requests") or "[]"),
-            created=float(raw.get("created", 0)),
-            updated=float(raw.get("updated", 0)),
-            worker=raw.get("worker") or None,
-        )
-
-    def update(self, flow_id: str, **fields: Any) -> None:
-        """Set fields of a flow; a new status is also published to its waiters."""
-        mapping = {
-            k: ("" if v is None else json.dumps(v) if isinstance(v, list) else v)
-            for k, v in fields.items()
-        }
-        mapping["updated"] = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(self.keys.flow(flow_id), mapping=mapping)
-        if "status" in fields:
-            pipe.publish(self.keys.flow_events(flow_id), fields["status"])
-        pipe.execute()
-
-    def set_answer(self, flow_id: str, request_id: str, data: bytes) -> None:
-        """Keep the packed answer to a request with the flow until a worker consumes it."""
-        encoded = base64.b64encode(data).decode()
-        self.client.hset(self.keys.flow(flow_id), f"answer:{request_id}", encoded)
-
-    def answer_bytes(self, flow_id: str, request_id: str) -> bytes | None:
-        raw = self.client.hget(self.keys.flow(flow_id), f"answer:{request_id}")
-        return None if raw is None else base64.b64decode(raw)
-
-    def drop_answers(self, flow_id: str, request_ids: list[str]) -> None:
-        if request_ids:
-            self.client.hdel(self.keys.flow(flow_id), *(f"answer:{r}" for r in request_ids))
-
-    def ids(self, limit: int = 100) -> list[str]:
-        return list(self.client.zrevrange(self.keys.flows(), 0, limit - 1))
-
-    def lock(self, flow_id: str, ttl_s: float) -> FlowLock:
-        return FlowLock(self, flow_id, ttl_s)
-
-
-class FlowLock:
-    """A renewed Redis lock on one flow; it lapses ``ttl_s`` after its holder dies."""
-
-    def __init__(self, table: FlowTable, flow_id: str, ttl_s: float) -> None:
-        self.table = table
-        self.key = table.keys.flow_lock(flow_id)
-        self.ttl_ms = max(1000, int(ttl_s * 1000))
-        self.token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def acquire(self) -> bool:
-        if not self.table.client.set(self.key, self.token, nx=True, px=self.ttl_ms):
-            return False
-        self._thread = threading.Thread(
-            target=self._keep_alive, name="enact-flow-lock", daemon=True
-        )
-        self._thread.start()
+    The flow is already queued with its task due in Redis, so a failed send only
+    delays it: the recovery loop sends it again (``ENACT_FLOW_REDISPATCH_S``).
+    """
+    try:
+        app.send_task(RUN_FLOW, (flow_id,))
         return True
-
-    def _keep_alive(self) -> None:
-        while not self._stop.wait(self.ttl_ms / 3000):
-            try:
-                if not self.table._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
-                    return  # lost it (expired while Redis was away): stop renewing
-            except Exception:
-                continue  # Redis briefly unreachable: try again next period
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    except Exception as exc:  # the broker is down or does not answer
+        log.warning("could not send the task of flow %s (%s); it is sent again later", flow_id, exc)
         try:
-            self.table._release(keys=[self.key], args=[self.token])
+            state.dispatch_failed(flow_id)
         except Exception:
-            pass  # it expires on its own
-
-
-def request_id(flow_id: str, path: tuple[int, ...]) -> str:
-    """The id of the input request at ``path`` of a flow: stable across resumes."""
-    return f"{flow_id}:{'.'.join(map(str, path))}"
+            pass  # its first due time stands
+        return False
 
 
 def call_parts(target: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
@@ -206,6 +82,7 @@ def call_parts(target: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
 
     ``UnregisteredResource`` if a worker could not run it (see ``enact.trust``).
     """
+    _check_importable(target)
     callable_ = worker_target(target)
     if isinstance(callable_, Function):
         return callable_, CallArgs(list(args), dict(kwargs))
@@ -218,50 +95,72 @@ def call_parts(target: Any, args: tuple, kwargs: dict) -> tuple[Any, Any]:
     return callable_, args[0] if args else None
 
 
+def _check_importable(target: Any) -> None:
+    """Refuse, saying why, a plain function no worker can import (before any other check)."""
+    fn = target.__func__ if isinstance(target, types.MethodType) else target
+    if not isinstance(fn, types.FunctionType):
+        return
+    name = f"{fn.__module__}.{fn.__qualname__}"
+    if fn.__name__ == "<lambda>":
+        why = "a lambda has no name a worker can import"
+    elif "<locals>" in fn.__qualname__:
+        why = "it is defined inside a function, so a worker cannot import it"
+    elif fn.__module__ == "__main__":
+        why = "it is defined in __main__, which workers do not import (theirs is Celery's)"
+    else:
+        return
+    raise UnregisteredResource(
+        f"cannot submit {name}: {why}; define it at module level in a module the workers "
+        "import (listed in ENACT_IMPORTS) and register it with @enact.register"
+    )
+
+
 def _name(target: Any) -> str:
     return getattr(target, "__qualname__", None) or type(target).__qualname__
+
+
+def start_target(store: Store, start: str) -> tuple[Any, tuple, dict]:
+    """The callable, args and kwargs recorded in a flow's start request."""
+    request = checkout_record(store, start, Request)
+    return call_for(store.checkout(request.invokable), store.checkout(request.input))
 
 
 class Flow:
     """A handle on a flow: poll it, wait for it, read its invocation and result."""
 
     def __init__(
-        self, flow_id: str, table: FlowTable | None = None, store: Store | None = None
+        self, flow_id: str, state: FlowState | None = None, store: Store | None = None
     ) -> None:
         self.id = flow_id
-        self._table = table or FlowTable(runtime.state())
+        self._state = state or runtime.flow_state()
         self._store = store or runtime.store()
 
     def record(self) -> FlowRecord:
-        return self._table.get(self.id)
+        """The flow's record; ``UnknownFlow`` if there is none (or it expired)."""
+        return self._state.get(self.id)
 
-    def status(self) -> str:
-        """``queued``, ``running``, ``waiting``, ``done`` or ``failed``."""
+    def status(self) -> FlowStatus:
+        """queued, running, lapsed, waiting, done, failed or cancelled."""
         return self.record().status
 
-    def wait(
-        self, timeout: float | None = None, until: tuple[str, ...] = ("waiting", *FINAL)
-    ) -> str:
-        """Block until the flow is done, failed or waiting for input; return that status.
+    def wait(self, timeout: float | None = None, until: Iterable[str] = UNTIL) -> FlowStatus:
+        """Block until the flow is waiting for input or finished; return that status.
 
         ``FlowTimeout`` if that takes more than ``timeout`` seconds.
         """
+        wanted = {FlowStatus(str(s)) for s in until}
         deadline = None if timeout is None else time.monotonic() + timeout
         # Subscribe first, then read: a change between the two is not missed.
-        pubsub = self._table.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self._table.keys.flow_events(self.id))
-        try:
+        with self._state.watch(self.id) as watch:
             while True:
                 status = self.status()
-                if status in until:
+                if status in wanted:
                     return status
                 left = 1.0 if deadline is None else deadline - time.monotonic()
                 if left <= 0:
                     raise FlowTimeout(f"flow {self.id} is still {status} after {timeout} s")
                 # Wake on the next published change; re-read at least every second.
-                pubsub.get_message(timeout=min(left, 1.0))
-        finally:
-            pubsub.close()
+                watch.next(min(left, 1.0))
 
     def invocation(self) -> Invocation:
         """The latest invocation: complete, waiting for input, or a checkpoint."""
@@ -275,47 +174,108 @@ class Flow:
             return tree.load(self._store, record.head).invocation(self._store)
 
     def result(self, timeout: float | None = None) -> Any:
-        """The output; waits up to ``timeout`` s. ``FlowFailed``/``FlowWaiting`` otherwise."""
+        """The output; waits up to ``timeout`` s. ``FlowFailed``, ``FlowCancelled``
+        or ``FlowWaiting`` otherwise."""
         status = self.wait(timeout) if timeout is not None else self.status()
         record = self.record()
-        if status == "done" and record.output:
+        if status == FlowStatus.DONE and record.output:
             with self._store:
                 return self._store.checkout(record.output)
-        if status == "failed":
+        if status == FlowStatus.CANCELLED:
+            raise FlowCancelled(f"flow {self.id} ({record.name}) was cancelled")
+        if status == FlowStatus.FAILED:
             raise FlowFailed(f"flow {self.id} ({record.name}) failed: {record.error}")
-        if status == "waiting":
+        if status == FlowStatus.WAITING:
             raise FlowWaiting(f"flow {self.id} is waiting for input: {self.pending_inputs()}")
         raise FlowWaiting(f"flow {self.id} is {status}; it has no result yet")
 
-    def pending_inputs(self) -> list[Any]:
-        return pending_inputs(self.id)
+    def pending_inputs(self) -> list[PendingInput]:
+        return self._state.pending_inputs(self.id)
 
     def summary(self) -> str:
         invocation = self.invocation()
         with self._store:
             return invocation_summary(invocation)
 
+    def cancel(self) -> Flow:
+        return cancel(self)
+
+    def retry(self) -> Flow:
+        return retry(self)
+
+    def fork(
+        self,
+        at: Sequence[int] | None = None,
+        answers: Mapping[Sequence[int], Any] | None = None,
+    ) -> Flow:
+        return fork(self, at=at, answers=answers)
+
     def __repr__(self) -> str:
         return f"Flow({self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Flow) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+def _flow(flow: Flow | str) -> Flow:
+    return flow if isinstance(flow, Flow) else Flow(flow)
+
+
+def _start_flow(
+    start: str,
+    name: str,
+    *,
+    head: str | None = None,
+    parent: str | None = None,
+    retry: bool = False,
+) -> Flow:
+    state = runtime.flow_state()
+    flow_id = new_flow_id()
+    state.create(flow_id, start, name, head=head, parent=parent, retry=retry)
+    dispatch(state, flow_id)
+    return Flow(flow_id, state, runtime.store())
 
 
 def submit(target: Any, *args: Any, **kwargs: Any) -> Flow:
     """Run ``target(*args, **kwargs)`` as a flow on the workers; returns its handle.
 
     ``target`` must be registered in a module the workers import
-    (``ENACT_IMPORTS``). The call's request is committed to the store first, so
-    the flow can be started, resumed or inspected from any machine.
+    (``ENACT_IMPORTS``): a lambda, a function defined inside another or in
+    ``__main__`` is refused here, before anything is sent
+    (``UnregisteredResource``, saying why). The call's request is committed to
+    the store first, so the flow can be started, resumed or inspected from any
+    machine. If the broker is down the flow is still accepted (queued), and the
+    workers' recovery loop sends its task when it is back.
     """
     store = runtime.store()
     invokable, call_input = call_parts(target, args, kwargs)
     with store:
         request = Request(store.commit(invokable), store.commit(call_input))
         start = store.commit(request).digest
-    table = FlowTable(runtime.state())
-    flow_id = uuid.uuid4().hex[:20]
-    table.create(flow_id, start, _name(target))
-    app.send_task(RUN_FLOW, (flow_id,))
-    return Flow(flow_id, table, store)
+    return _start_flow(start, _name(target))
+
+
+def submit_invocation(invocation: Invocation, *, retry: bool = True) -> Flow:
+    """Continue a recorded (typically rewound) invocation as a new flow.
+
+    The flow replays the invocation: recorded calls that returned are reused,
+    removed ones run afresh (with ``retry``, calls recorded as raising run again,
+    as in ``replay``). A flow that asks for input shows up in ``pending_inputs``.
+    The invocation's store must be the cluster's.
+    """
+    store, digest = located(invocation, runtime.store())
+    node = tree.load(store, digest)
+    with store:
+        target, _, _ = call_for(
+            store.checkout(node.invokable_digest), store.checkout(node.input_digest)
+        )
+        worker_target(target)
+    name = _name(target)
+    head = None if node.complete and not node.children and node.output_digest is None else digest
+    return _start_flow(node.request_digest, name, head=head, retry=retry)
 
 
 def get_flow(flow_id: str) -> Flow:
@@ -325,19 +285,28 @@ def get_flow(flow_id: str) -> Flow:
     return flow
 
 
-def pending_inputs(flow_id: str | None = None) -> list[Any]:
+def list_flows(
+    status: str | Iterable[str] | None = None, since: float | None = None, limit: int = 100
+) -> list[FlowRecord]:
+    """Flow records, newest first: of the given statuses (``lapsed`` included), created
+    at or after ``since`` (unix seconds). ``to_json()`` gives each as a dict."""
+    return runtime.flow_state().list_flows(status, since, limit)
+
+
+def pending_inputs(flow_id: str | None = None) -> list[PendingInput]:
     """Input requests waiting for an answer (of one flow, or all), oldest first."""
-    return runtime.state().pending_inputs(flow_id)  # type: ignore[no-any-return]
+    return runtime.flow_state().pending_inputs(flow_id)
 
 
 def answer(request_id: str, value: Any) -> Flow:
     """Answer an input request and resume its flow on any worker.
 
     The value is checked against the requested type first: ``AnswerTypeError``
-    (a ``TypeError``) leaves the request pending. ``ConflictError`` if it was
-    already answered.
+    (a ``TypeError``) leaves the request pending. The answer and the flow's
+    move to ``queued`` are one atomic step: of two racing answers exactly one
+    wins and the other gets ``ConflictError`` (as does answering again).
     """
-    state = runtime.state()
+    state = runtime.flow_state()
     store = runtime.store()
     pending = state.get_input_request(request_id)
     if pending.status == "answered":
@@ -354,28 +323,129 @@ def answer(request_id: str, value: Any) -> Flow:
         answer_digest, data = value_object(value)
     # The answer waits in Redis (durable with AOF) until a worker writes it to
     # the store with the resumed flow's records: one object-store write, not two.
-    table = FlowTable(state)
-    table.set_answer(pending.flow_id, request_id, data)
-    state.answer_input_request(request_id, answer_digest)
-    table.update(pending.flow_id, status="queued")
-    app.send_task(RUN_FLOW, (pending.flow_id,))
-    return Flow(pending.flow_id, table, store)
+    _, queued = state.answer(request_id, answer_digest, data)
+    if queued:
+        dispatch(state, pending.flow_id)
+    return Flow(pending.flow_id, state, store)
 
 
-def start_target(store: Store, start: str) -> tuple[Any, tuple, dict]:
-    """The callable, args and kwargs recorded in a flow's start request."""
-    request = checkout_record(store, start, Request)
-    return call_for(store.checkout(request.invokable), store.checkout(request.input))
+def cancel(flow: Flow | str) -> Flow:
+    """Cancel a flow: it stops at its next tracked call and its requests are withdrawn.
+
+    A queued, waiting or lapsed flow is cancelled at once; a running one when
+    its worker reaches its next step (``flow.wait()`` returns ``cancelled``).
+    ``ConflictError`` if the flow already finished.
+    """
+    handle = _flow(flow)
+    outcome = handle._state.cancel(handle.id)
+    if outcome in ("cancelled", "requested"):
+        return handle
+    if outcome == "unknown":
+        handle.record()  # raises UnknownFlow
+    status = outcome.removeprefix("final:")
+    raise ConflictError(f"flow {handle.id} is {status} already; it cannot be cancelled")
+
+
+def retry(flow: Flow | str) -> Flow:
+    """Continue a failed, cancelled or lapsed flow from its last checkpoint.
+
+    A failed flow replays its record: the calls that raised run again. A
+    cancelled or lapsed one resumes where it stopped. ``ConflictError`` for a
+    flow in any other state.
+    """
+    handle = _flow(flow)
+    outcome = handle._state.retry(handle.id)
+    if outcome == "retried":
+        dispatch(handle._state, handle.id)
+        return handle
+    if outcome == "unknown":
+        handle.record()
+    raise ConflictError(f"flow {handle.id} is {outcome}; only a failed, cancelled or lapsed "
+                        "flow can be retried")  # fmt: skip
+
+
+def fork(
+    flow: Flow | str,
+    at: Sequence[int] | None = None,
+    answers: Mapping[Sequence[int], Any] | None = None,
+) -> Flow:
+    """A new flow that continues the flow's record, sharing every object.
+
+    ``at``: rewind first, to just before the call at that path (``()``: start
+    over). ``answers``: path of an input request (answered or pending) -> the
+    value to answer it with instead (type-checked: ``AnswerTypeError``); the
+    record is cut just after the last of them, so everything that followed the
+    old answers runs again. The new flow's ``parent`` is the forked flow.
+    """
+    source = _flow(flow)
+    record = source.record()
+    store = source._store
+    head = record.head
+    with store:
+        if at is not None and head is not None:
+            head = tree.rewind_to(store, head, tuple(at)).digest if tuple(at) else None
+        if answers:
+            if head is None:
+                raise InputError(f"flow {source.id} has recorded no input request to answer")
+            head = _with_answers(store, head, answers)
+    return _start_flow(record.start, record.name, head=head, parent=record.id)
+
+
+def _with_answers(store: Store, digest: str, answers: Mapping[Sequence[int], Any]) -> str:
+    """The record with each input request at a path answered anew, cut after the last."""
+    objects: dict[str, bytes] = {}
+    replacements: dict[tuple[int, ...], tree.Node] = {}
+    for raw_path, value in answers.items():
+        path = tuple(raw_path)
+        try:
+            node = tree.call_at(store, digest, path)
+        except IndexError as exc:
+            raise UnknownInputRequest(f"no call at path {path} to answer: {exc}") from None
+        invokable = store.checkout(node.invokable_digest)
+        if not path or not isinstance(invokable, RequestInput):
+            raise UnknownInputRequest(f"the call at path {path} is not an input request")
+        asked = store.checkout(node.input_digest)
+        if isinstance(asked, CallArgs):
+            asked = asked.args[0] if asked.args else None
+        check_answer(InputRequest(invokable.requested_type, asked, invokable.context), value)
+        output, data = value_object(value)
+        objects[output] = data
+        replacements[path] = tree.answered(objects, node, output)
+    last = max(replacements)
+
+    def rebuild(node: tree.Node, prefix: tuple[int, ...]) -> tree.Node:
+        if prefix in replacements:
+            return replacements[prefix]
+        depth = len(prefix)
+        children = list(node.children)
+        if last[:depth] == prefix:
+            children = children[: last[depth] + 1]  # keep through the last answer
+        for index in range(len(children)):
+            path = prefix + (index,)
+            if any(p[: depth + 1] == path for p in replacements):
+                children[index] = rebuild(tree.load(store, children[index]), path).digest
+        return tree.incomplete(objects, node, children)
+
+    return tree.commit(store, objects, rebuild(tree.load(store, digest), ())).digest
 
 
 __all__ = [
+    "RUN_FLOW",
     "STATUSES",
     "Flow",
     "FlowRecord",
-    "FlowTable",
+    "FlowStatus",
     "answer",
+    "call_parts",
+    "cancel",
+    "dispatch",
+    "fork",
     "get_flow",
+    "list_flows",
     "pending_inputs",
     "request_id",
+    "retry",
+    "start_target",
     "submit",
+    "submit_invocation",
 ]

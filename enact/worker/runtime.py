@@ -1,8 +1,9 @@
 """Per-process state of a worker (or a client): its settings and connections.
 
 A process has one ``Settings`` (``configure(settings)``, or read once from the
-environment on first use) and opens, from it, one ``Store`` and one ``RedisState``
-on first use, shared between threads; after a fork the child opens its own.
+environment on first use) and opens, from it, one ``Store``, one ``RedisState``
+(named refs) and one ``FlowState`` (flows, input requests, map lists) on first
+use, shared between threads; after a fork the child opens its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enact.config import Settings, open_backend
 from enact.store import Store
 from enact.stores.cached import CachedBackend
 from enact.stores.redis import RedisKeys, RedisState, make_client
+from enact.worker.flowstate import FlowState
 
 _lock = threading.Lock()
 _settings: Settings | None = None
@@ -74,16 +76,29 @@ def _open_store(s: Settings) -> Store:
     backend = open_backend(None, s)
     scheme = urllib.parse.urlsplit(s.store_url).scheme.lower()
     if s.cache_url and s.cache_ttl_s > 0 and scheme == "s3":
-        client = make_client(s.cache_url, decode_responses=False)
+        client = make_client(s.cache_url, decode_responses=False, **redis_options(s))
         backend = CachedBackend(backend, client, RedisKeys(s.redis_prefix), ttl_s=s.cache_ttl_s)
     return Store(backend, settings=s)
 
 
 def state() -> RedisState:
     """The ``RedisState`` at ``ENACT_REDIS_URL`` under ``ENACT_REDIS_PREFIX``."""
-    return _get("state", lambda s: RedisState.from_url(s.redis_url, settings=s))  # type: ignore[no-any-return]
+    return _get(  # type: ignore[no-any-return]
+        "state", lambda s: RedisState.from_url(s.redis_url, settings=s, **redis_options(s))
+    )
 
 
-def redis_bytes() -> Any:
-    """A Redis client for binary values (work lists of packed calls), same server."""
-    return _get("redis_bytes", lambda s: make_client(s.redis_url, decode_responses=False))
+def redis_options(s: Settings) -> dict[str, Any]:
+    """Client options with the settings' finite timeouts: a silent server fails in
+    seconds (a read that timed out is not retried)."""
+    return {
+        "socket_timeout": s.redis_timeout_s,
+        "socket_connect_timeout": s.redis_connect_timeout_s,
+        "retry_timeouts": False,
+    }
+
+
+def flow_state() -> FlowState:
+    """The ``FlowState`` at ``ENACT_REDIS_URL`` under ``ENACT_REDIS_PREFIX``, with the
+    settings' timeouts, lease, redispatch and retention."""
+    return _get("flow_state", FlowState.from_settings)  # type: ignore[no-any-return]

@@ -1,20 +1,33 @@
 """The Celery tasks: run or resume a flow, run a batch of calls, replay an invocation.
 
-Every task is idempotent: a flow that is already done is left alone, a resume
-with no new answers changes nothing, and a batch or replay that runs twice
-records the same kind of result twice (content addressing deduplicates equal
-objects). Tasks exchange digests and packed bytes only (msgpack), never pickles.
+Every task is idempotent: a flow that runs elsewhere (a live lease) or is
+finished is left alone at once, a resume with no new answers changes nothing,
+and a batch or replay that runs twice records the same kind of result twice
+(content addressing deduplicates equal objects). Tasks exchange digests and
+packed bytes only (msgpack), never pickles.
+
+A flow's run owns the flow through a lease (``enact.worker.flowstate``). It
+stops at its next step, without recording anything more, when the flow is
+cancelled (settled as ``cancelled``), when the lease is lost (another worker
+took the flow over), or when Redis or the store cannot be reached: then the
+flow goes back to ``queued`` from its last checkpoint, never ``failed`` for it.
+The workers' recovery loop (``enact.worker.recovery``) starts with the worker.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import redis
+from celery import signals
+
 from enact import calls, tree
 from enact.digests import verify
-from enact.errors import UnknownInputRequest
+from enact.errors import StoreUnavailable, UnknownInputRequest
 from enact.invokables import Function, invoke
+from enact.records import NativeException
 from enact.redaction import redact
 from enact.registry import Registry
 from enact.replay import replay
@@ -22,44 +35,76 @@ from enact.requests import answer_inputs, pending_input_requests, type_name
 from enact.serialization import unpack_value
 from enact.store import Store
 from enact.trust import registered_target
-from enact.worker import runtime, wire
+from enact.worker import recovery, runtime, wire
 from enact.worker.app import app
-from enact.worker.flows import RUN_FLOW, FlowTable, request_id, start_target
+from enact.worker.flows import RUN_FLOW, dispatch, start_target
+from enact.worker.flowstate import FlowState, FlowStatus, Lease, NewRequest, request_id
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the cluster's storage is away", not "the flow failed".
+OUTAGES = (StoreUnavailable, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+OUTAGE_TYPES = frozenset(
+    {"enact.errors.StoreUnavailable", "redis.exceptions.ConnectionError",
+     "redis.exceptions.TimeoutError"}
+)  # fmt: skip
+
+
+class _Stop(BaseException):
+    """Raised in a flow's ``on_step`` to end its run at once, recording nothing more.
+
+    A ``BaseException``, so the flow's own ``except Exception`` cannot catch it.
+    ``reason``: ``cancel``, ``lost`` or ``outage``.
+    """
+
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+
 
 # Flows ----------------------------------------------------------------------
 
 
-@app.task(name=RUN_FLOW, bind=True, max_retries=None)
+# Not acknowledged late: a flow's recovery is ours (leases and the outbox), not
+# the broker's; an early ack also keeps a worker from acknowledging on a broker
+# connection that died meanwhile (Celery then exits: see docs/engine.md).
+@app.task(name=RUN_FLOW, bind=True, acks_late=False)
 def run_flow(self: Any, flow_id: str) -> str:
-    """Start, resume or continue a flow; returns its status when this run ends."""
+    """Start, resume or continue a flow; returns its status when this run ends.
+
+    A flow that runs elsewhere under a live lease ends this task at once (``busy``).
+    """
     flow_id = wire.task_id(flow_id, "a flow id")
-    table = FlowTable(runtime.state())
-    lock = table.lock(flow_id, runtime.settings().flow_lock_ttl_s)
-    if not lock.acquire():
-        # Another worker runs this flow (or died holding it: the lock lapses).
-        raise self.retry(countdown=0.25)
+    state = runtime.flow_state()
+    outcome, lease = state.start(flow_id, self.request.hostname or "")
+    if lease is None:
+        if outcome == "cancel":  # cancelled while its lease had lapsed
+            return state.cancel(flow_id)
+        return outcome
     try:
-        return _run_flow(table, flow_id, self.request.hostname or "")
+        return _run_flow(state, lease, flow_id)
+    except _Stop as stop:
+        return _stopped(state, lease, flow_id, stop)
+    except OUTAGES as exc:
+        log.warning("flow %s met an outage (%s); back to queued", flow_id, exc)
+        return _requeue(state, lease, flow_id)
     finally:
-        lock.release()
+        lease.stop()
 
 
-def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
-    record = table.get(flow_id)
-    if record.status in ("done", "failed"):
-        return record.status
-    state = table.state
+def _run_flow(state: FlowState, lease: Lease, flow_id: str) -> str:
+    record = state.get(flow_id)
     store = runtime.store()
     with store:
         head = record.head
         consumed: list[str] = []
         if head is not None:
-            answered = _apply_answers(table, store, flow_id, head, record.requests)
-            if answered is None:
-                table.update(flow_id, status="waiting")
-                return "waiting"
-            head, consumed = answered
-        table.update(flow_id, status="running", worker=worker)
+            head, consumed, waiting = _apply_answers(state, store, flow_id, head, record.requests)
+            if waiting:  # nothing answered yet: (re)register its requests and wait
+                return _settle(
+                    state, lease, store, flow_id, tree.load(store, head).invocation(), []
+                )
         try:
             target, args, kwargs = start_target(store, record.start)
             if head is not None:
@@ -70,36 +115,30 @@ def _run_flow(table: FlowTable, flow_id: str, worker: str) -> str:
                 kwargs,
                 replay_from=head,
                 # Resuming continues the execution where it stopped: a call that
-                # raised (and was caught) is reused, not run again.
-                retry_raised=False,
+                # raised (and was caught) is reused, not run again; a retried
+                # (failed) flow or a replay runs it again.
+                retry_raised=lease.retry,
                 wrap_exceptions=True,
-                on_step=_checkpointer(table, flow_id),
+                on_step=_checkpointer(lease),
             )
+        except OUTAGES:
+            raise
         except Exception as exc:  # the flow cannot run at all (unregistered, diverged...)
-            table.update(flow_id, status="failed", error=f"{type(exc).__name__}: {redact(exc)}")
-            return "failed"
-        status = _settle(table, state, store, flow_id, invocation)
-        # Only now, with the resumed records written, are the answers spent: a
-        # worker that died before this point leaves them for the next delivery.
-        for rid in consumed:
-            state.remove_input_request(rid)
-        table.drop_answers(flow_id, consumed)
-        return status
+            return _final(lease, FlowStatus.FAILED, error=f"{type(exc).__name__}: {redact(exc)}")
+        return _settle(state, lease, store, flow_id, invocation, consumed)
 
 
 def _apply_answers(
-    table: FlowTable, store: Store, flow_id: str, head: str, request_ids: list[str]
-) -> tuple[str, list[str]] | None:
-    """The head with every answered request applied (staged, not yet written),
-    and the ids of those requests; ``None`` if nothing is answered.
-
-    A head that is a checkpoint (not waiting for input) is returned as it is.
+    state: FlowState, store: Store, flow_id: str, head: str, request_ids: list[str]
+) -> tuple[str, list[str], bool]:
+    """The head with every answered request applied (staged, not written), the ids
+    of those requests, and whether the head waits on requests none of which is
+    answered. A head that is a checkpoint (not waiting for input) is returned as is.
     """
-    state = table.state
     invocation = tree.load(store, head).invocation()
     pending = dict(pending_input_requests(invocation))
     if not pending:
-        return head, []
+        return head, [], False
     answers: dict[tuple[int, ...], Any] = {}
     consumed: list[str] = []
     for rid in request_ids:
@@ -107,19 +146,19 @@ def _apply_answers(
             request = state.get_input_request(rid)
         except UnknownInputRequest:
             continue
-        if request.status != "answered":
+        if request.status != "answered" or request.answer is None:
             continue
         consumed.append(rid)
         if tuple(request.path) in pending:
-            answers[tuple(request.path)] = _answer_value(table, store, flow_id, rid, request.answer)
+            answers[tuple(request.path)] = _answer_value(state, store, flow_id, rid, request.answer)
     if not answers:
-        return None
-    return answer_inputs(invocation, answers, write=False).digest, consumed
+        return head, consumed, True
+    return answer_inputs(invocation, answers, write=False).digest, consumed, False
 
 
-def _answer_value(table: FlowTable, store: Store, flow_id: str, rid: str, digest: str) -> Any:
+def _answer_value(state: FlowState, store: Store, flow_id: str, rid: str, digest: str) -> Any:
     """An answer kept with the flow in Redis (verified), else from the store."""
-    data = table.answer_bytes(flow_id, rid)
+    data = state.answer_bytes(flow_id, rid)
     if data is None:
         return store.checkout(digest)
     verify(digest, data, f"the answer to {rid} in Redis")
@@ -127,58 +166,117 @@ def _answer_value(table: FlowTable, store: Store, flow_id: str, rid: str, digest
     return unpack_value(data)
 
 
-def _checkpointer(table: FlowTable, flow_id: str) -> Any:
-    """The flow's ``on_step``: a checkpoint as the new head, at most every interval."""
+def _checkpointer(lease: Lease) -> Any:
+    """The flow's ``on_step``: stop if cancelled or lost; else a checkpoint as the
+    new head (at most every ``ENACT_CHECKPOINT_INTERVAL_S``), which renews the lease."""
     interval = runtime.settings().checkpoint_interval_s
     last = [0.0]
 
     def on_step(run: calls.Run) -> None:
+        if lease.cancelled.is_set():
+            raise _Stop("cancel")
+        if lease.lost.is_set():
+            raise _Stop("lost")
         now = time.monotonic()
-        if now - last[0] < interval:
+        if interval and now - last[0] < interval:
             return
         last[0] = now
-        table.update(flow_id, head=run.checkpoint())
+        try:
+            outcome = lease.checkpoint(run.checkpoint())
+        except Exception as exc:  # the store or Redis is away: requeue, do not fail
+            raise _Stop("outage", exc) from exc
+        if outcome in ("cancel", "lost"):
+            raise _Stop(outcome)
 
     return on_step
 
 
-def _settle(table: FlowTable, state: Any, store: Store, flow_id: str, invocation: Any) -> str:
+def _settle(
+    state: FlowState, lease: Lease, store: Store, flow_id: str, invocation: Any, consumed: list[str]
+) -> str:
     pending = pending_input_requests(invocation)
     if pending:
-        ids = []
-        answered_already = False
-        for path, request in pending:
-            rid = request_id(flow_id, path)
-            stored = state.add_input_request(
-                id=rid,
-                flow_id=flow_id,
+        requests = [
+            NewRequest(
+                id=request_id(flow_id, path),
                 requested_type=type_name(request.requested_type),
                 for_value=str(request.requested_for),
                 context=None if request.context is None else str(request.context),
                 invocation=invocation.digest,
-                path=list(path),
+                path=tuple(path),
             )
-            # Registering is idempotent and returns the request as stored: one
-            # registered by an earlier run may have been answered meanwhile.
-            answered_already = answered_already or stored.status == "answered"
-            ids.append(rid)
-        table.update(flow_id, status="waiting", head=invocation.digest, requests=ids)
-        # Resume again rather than wait for an answer that is already there.
-        if answered_already:
-            table.update(flow_id, status="queued")
-            run_flow.apply_async((flow_id,))
-            return "queued"
-        return "waiting"
+            for path, request in pending
+        ]
+        status = lease.settle(
+            FlowStatus.WAITING, head=invocation.digest, requests=requests, consumed=consumed
+        )
+        if status == "queued":  # a request was answered while the flow ran
+            dispatch(state, flow_id)
+        return status
     node = tree.load(store, invocation.digest)
     if node.output_digest is not None:
-        table.update(
-            flow_id, status="done", head=invocation.digest, output=node.output_digest, error=None
-        )
-        return "done"
+        return _final(
+            lease, FlowStatus.DONE, head=invocation.digest, output=node.output_digest,
+            consumed=consumed,
+        )  # fmt: skip
     raised = store.checkout(node.raised_digest) if node.raised_digest else None
+    if isinstance(raised, NativeException) and raised.type_name in OUTAGE_TYPES:
+        log.warning("flow %s raised %s; back to queued from its checkpoint", flow_id, raised)
+        return _requeue(state, lease, flow_id)
     error = redact(raised) if raised is not None else "the flow ended without output"
-    table.update(flow_id, status="failed", head=invocation.digest, error=error)
-    return "failed"
+    return _final(lease, FlowStatus.FAILED, head=invocation.digest, error=error, consumed=consumed)
+
+
+def _final(lease: Lease, status: FlowStatus, **fields: Any) -> str:
+    return lease.settle(status, **fields)
+
+
+def _stopped(state: FlowState, lease: Lease, flow_id: str, stop: _Stop) -> str:
+    if stop.reason == "cancel":
+        record = state.get(flow_id)
+        withdrawn = [r.id for r in state.pending_inputs(flow_id)]
+        withdrawn += [r for r in record.requests if r not in withdrawn]
+        return lease.settle(FlowStatus.CANCELLED, error="cancelled", consumed=withdrawn)
+    if stop.reason == "lost":
+        lease.stop()
+        return "lost"
+    log.warning("flow %s met an outage (%s); back to queued", flow_id, stop.cause)
+    return _requeue(state, lease, flow_id)
+
+
+def _requeue(state: FlowState, lease: Lease, flow_id: str) -> str:
+    """Put the flow back in the queue from its checkpoint, trying for about two
+    leases; if Redis stays away, the lease lapses and the recovery loop does it."""
+    deadline = time.monotonic() + 2 * state.lease_s
+    pause = 0.2
+    while True:
+        try:
+            outcome = lease.requeue()
+            if outcome == "cancel":
+                return state.cancel(flow_id)
+            if outcome == "requeued":
+                dispatch(state, flow_id)
+                return "queued"
+            return outcome
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                log.warning("flow %s: could not requeue (%s); its lease will lapse", flow_id, exc)
+                return "lapsing"
+        time.sleep(pause)
+        pause = min(2.0, pause * 2)
+
+
+# The recovery loop runs in every worker process that consumes tasks.
+
+
+@signals.worker_ready.connect
+def _start_recovery(**_: Any) -> None:
+    recovery.start(runtime.settings().recovery_interval_s)
+
+
+@signals.worker_shutdown.connect
+def _stop_recovery(**_: Any) -> None:
+    recovery.stop()
 
 
 # Fan-out ---------------------------------------------------------------------
@@ -196,39 +294,34 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     runs, and leaves it only when its result is reported, so if this worker
     dies the redelivered task (same ``puller``) runs exactly those items again.
     A result carries the records of its call; the caller writes them with its
-    own, so pullers cost the object store nothing.
+    own, so pullers cost the object store nothing. A puller that cannot run
+    the calls at all (the function is not registered here) reports why, so the
+    caller raises it at once.
     """
     map_id, puller = wire.task_id(map_id, "a map id"), wire.count(puller, "a puller number")
-    function = _registered(function_id)
-    keys = runtime.state().keys
-    client = runtime.redis_bytes()
-    todo, inflight, results = (
-        keys.map_todo(map_id),
-        keys.map_inflight(map_id, puller),
-        keys.map_results(map_id),
-    )
+    state = runtime.flow_state()
+    try:
+        function = _registered(function_id)
+    except Exception as exc:
+        state.map_report(map_id, puller, [wire.pack_error(exc)], [], MAP_TTL_S)
+        raise
     store = runtime.store()
     done = 0
     with store:
-        redo = list(client.lrange(inflight, 0, -1))
+        redo = state.map_inflight(map_id, puller)
         reports: list[bytes] = []
         taken: list[bytes] = []
         last_report = time.monotonic()
 
         def report() -> None:
             nonlocal last_report
-            pipe = client.pipeline(transaction=False)
-            pipe.rpush(results, *reports)
-            pipe.expire(results, MAP_TTL_S)
-            for item in taken:
-                pipe.lrem(inflight, 1, item)
-            pipe.execute()
+            state.map_report(map_id, puller, reports, taken, MAP_TTL_S)
             reports.clear()
             taken.clear()
             last_report = time.monotonic()
 
         while True:
-            item = redo.pop(0) if redo else client.lmove(todo, inflight, "LEFT", "RIGHT")
+            item = redo.pop(0) if redo else state.map_take(map_id, puller)
             if item is None:
                 break
             work = wire.work_item(item)

@@ -21,6 +21,7 @@ from enact import tree
 from enact.digests import digest_bytes, is_digest
 from enact.errors import DeserializationError
 from enact.records import CallArgs
+from enact.redaction import redact
 from enact.registry import shown
 from enact.serialization import unpack_value
 from enact.tree import Node
@@ -119,6 +120,23 @@ def call_args(data: bytes) -> CallArgs:
 def pack_result(index: int, row: dict[str, Any], records: dict[str, bytes]) -> bytes:
     """A map result: the call's index, its row (``tree.to_row``) and its records."""
     return msgpack.packb({"index": index, "row": row, "records": records})  # type: ignore[no-any-return]
+
+
+def pack_error(exc: BaseException) -> bytes:
+    """A puller's report that it cannot run the map's calls at all, and why."""
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return msgpack.packb({"error": kind, "message": redact(exc)[:4000]})  # type: ignore[no-any-return]
+
+
+def error_report(data: Any) -> tuple[str, str] | None:
+    """``(error type, message)`` if ``data`` is a puller's error report, else ``None``."""
+    message = _unpack(data, "a map result")
+    if type(message) is dict and "error" in message:
+        kind, text = message.get("error"), message.get("message")
+        if type(kind) is not str or type(text) is not str:
+            raise DeserializationError("a map error report must hold an error type and a message")
+        return kind[:200], text[:4000]
+    return None
 
 
 def result_message(data: Any, size: int) -> tuple[int, Node, bytes | None, dict[str, bytes]]:

@@ -1,4 +1,6 @@
-"""RedisState against real Redis: refs with CAS, input requests, restarts, URLs."""
+"""RedisState against real Redis: refs with CAS, restarts, URLs.
+
+(Input requests moved to enact.worker.flowstate: tests/worker/test_flowstate.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +13,13 @@ import pytest
 from enact.config import Settings
 from enact.errors import (
     ConfigError,
-    ConflictError,
     StoreError,
     StoreUnavailable,
-    UnknownInputRequest,
 )
 
 pytest.importorskip("redis")
 
-from enact.stores.redis import PendingInput, RedisBackend, RedisState  # noqa: E402
+from enact.stores.redis import RedisBackend, RedisState  # noqa: E402
 
 D1, D2, D3 = ("1" * 64), ("2" * 64), ("3" * 64)
 
@@ -29,18 +29,6 @@ def state(redis_url: str, redis_prefix: str) -> Any:
     s = RedisState.from_url(redis_url, prefix=redis_prefix)
     yield s
     s.close()
-
-
-def _request(state: RedisState, **fields: Any) -> PendingInput:
-    values: dict[str, Any] = {
-        "flow_id": "flow-1",
-        "requested_type": "int",
-        "for_value": "Please roll a die.",
-        "invocation": D1,
-        "path": [0, 2],
-    }
-    values.update(fields)
-    return state.add_input_request(**values)
 
 
 # -- refs --------------------------------------------------------------------------
@@ -148,155 +136,6 @@ def test_distinct_proposals_race_on_one_ref(redis_url: str, redis_prefix: str) -
     assert states[0].get_ref("free") == winners[-1][0]
 
 
-# -- input requests -----------------------------------------------------------------
-
-
-def test_input_request_lifecycle(state: RedisState) -> None:
-    request = _request(state, context="the second roll")
-    assert request.status == "pending" and request.id
-    assert (request.flow_id, request.path, request.context) == ("flow-1", [0, 2], "the second roll")
-    assert abs(request.created - time.time()) < 5
-    assert state.get_input_request(request.id) == request
-    assert state.pending_inputs() == [request]
-    assert state.pending_inputs("flow-1") == [request]
-    assert state.pending_inputs("other-flow") == []
-
-    claimed = state.claim_input_request(request.id, "alice", lease_s=30)
-    assert (claimed.status, claimed.claimed_by) == ("claimed", "alice")
-    assert claimed.claim_expires is not None and claimed.claim_expires > time.time() + 20
-    with pytest.raises(ConflictError, match="alice"):
-        state.claim_input_request(request.id, "bob", lease_s=30)
-    with pytest.raises(ConflictError):
-        state.answer_input_request(request.id, D2, claimer="bob")
-    with pytest.raises(ConflictError):
-        state.answer_input_request(request.id, D2)  # a live claim needs its claimer
-    assert state.pending_inputs(include_claimed=False) == []
-    assert [r.status for r in state.pending_inputs()] == ["claimed"]
-
-    answered = state.answer_input_request(request.id, D2, claimer="alice")
-    assert (answered.status, answered.answer, answered.claimed_by) == ("answered", D2, "alice")
-    assert answered.answered is not None
-    assert state.pending_inputs() == [] and state.pending_inputs("flow-1") == []
-    assert state.get_input_request(request.id) == answered
-    # Repeating the same answer is a retry that succeeds; another answer is a conflict.
-    assert state.answer_input_request(request.id, D2, claimer="alice").answer == D2
-    with pytest.raises(ConflictError, match="already answered"):
-        state.answer_input_request(request.id, D3, claimer="alice")
-    with pytest.raises(ConflictError):
-        state.claim_input_request(request.id, "bob", lease_s=30)
-
-    assert state.remove_input_request(request.id) is True
-    assert state.remove_input_request(request.id) is False
-    with pytest.raises(UnknownInputRequest):
-        state.get_input_request(request.id)
-
-
-def test_unknown_ids(state: RedisState) -> None:
-    with pytest.raises(UnknownInputRequest):
-        state.get_input_request("nope")
-    with pytest.raises(UnknownInputRequest):
-        state.claim_input_request("nope", "alice", 10)
-    with pytest.raises(UnknownInputRequest):
-        state.answer_input_request("nope", D1)
-    assert isinstance(UnknownInputRequest("x"), KeyError)
-
-
-def test_an_unclaimed_request_can_be_answered_directly(state: RedisState) -> None:
-    request = _request(state)
-    assert state.answer_input_request(request.id, D3).status == "answered"
-
-
-def test_add_is_idempotent_on_an_explicit_id(state: RedisState) -> None:
-    first = _request(state, id="req-1", context=None)
-    again = _request(state, id="req-1", for_value="something else")
-    assert again == first
-    assert first.context is None
-    assert [r.id for r in state.pending_inputs()] == ["req-1"]
-
-
-def test_an_expired_lease_can_be_claimed_again(redis_url: str, redis_prefix: str) -> None:
-    # Alice's client claims, then dies before answering: nothing is lost.
-    alice = RedisState.from_url(redis_url, prefix=redis_prefix)
-    request = _request(alice)
-    alice.claim_input_request(request.id, "alice", lease_s=0.3)
-    alice.close()
-    bob = RedisState.from_url(redis_url, prefix=redis_prefix)
-    with pytest.raises(ConflictError):
-        bob.claim_input_request(request.id, "bob", lease_s=5)
-    time.sleep(0.5)
-    lapsed = bob.get_input_request(request.id)
-    assert (lapsed.status, lapsed.claimed_by, lapsed.claim_expires) == ("pending", None, None)
-    assert [r.id for r in bob.pending_inputs(include_claimed=False)] == [request.id]
-    assert bob.claim_input_request(request.id, "bob", lease_s=5).claimed_by == "bob"
-    with pytest.raises(ConflictError):  # alice comes back too late
-        RedisState.from_url(redis_url, prefix=redis_prefix).answer_input_request(
-            request.id, D2, claimer="alice"
-        )
-    assert bob.answer_input_request(request.id, D3, claimer="bob").answer == D3
-
-
-def test_the_holder_can_extend_its_lease(state: RedisState) -> None:
-    request = _request(state)
-    first = state.claim_input_request(request.id, "alice", lease_s=1)
-    second = state.claim_input_request(request.id, "alice", lease_s=60)
-    assert second.claim_expires is not None and first.claim_expires is not None
-    assert second.claim_expires > first.claim_expires + 30
-
-
-def test_an_answer_after_a_lapsed_lease_is_accepted(state: RedisState) -> None:
-    request = _request(state)
-    state.claim_input_request(request.id, "alice", lease_s=0.2)
-    time.sleep(0.4)
-    assert state.answer_input_request(request.id, D2, claimer="bob").claimed_by == "bob"
-
-
-def test_claims_race_has_one_winner(redis_url: str, redis_prefix: str) -> None:
-    state = RedisState.from_url(redis_url, prefix=redis_prefix)
-    request = _request(state)
-    barrier = threading.Barrier(8)
-    outcomes: list[str] = []
-
-    def claim(t: int) -> None:
-        mine = RedisState.from_url(redis_url, prefix=redis_prefix)
-        barrier.wait(timeout=30)
-        try:
-            mine.claim_input_request(request.id, f"worker-{t}", lease_s=30)
-            outcomes.append("won")
-        except ConflictError:
-            outcomes.append("lost")
-
-    workers = [threading.Thread(target=claim, args=(t,)) for t in range(8)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-    assert sorted(outcomes) == ["lost"] * 7 + ["won"]
-
-
-def test_pending_inputs_are_ordered_by_created_and_filtered_by_flow(state: RedisState) -> None:
-    now = time.time()
-    c = _request(state, id="c", flow_id="f2", created=now - 1)
-    a = _request(state, id="a", flow_id="f1", created=now - 3)
-    b = _request(state, id="b", flow_id="f1", created=now - 2)
-    assert [r.id for r in state.pending_inputs()] == ["a", "b", "c"]
-    assert state.pending_inputs("f1") == [a, b]
-    assert state.pending_inputs("f2") == [c]
-    assert a.created == pytest.approx(now - 3)
-
-
-def test_expire_removes_old_requests_only(state: RedisState, redis_client: Any) -> None:
-    old = _request(state, id="old", created=time.time() - 100)
-    answered = _request(state, id="old-answered", created=time.time() - 100)
-    state.answer_input_request(answered.id, D2)
-    fresh = _request(state, id="fresh")
-    assert sorted(state.expire_input_requests(older_than_s=50)) == ["old", "old-answered"]
-    assert [r.id for r in state.pending_inputs()] == [fresh.id]
-    with pytest.raises(UnknownInputRequest):
-        state.get_input_request(old.id)
-    assert redis_client.zrange(state.keys.inputs(), 0, -1) == ["fresh"]
-    assert state.expire_input_requests(older_than_s=50) == []
-
-
 # -- everything under the prefix --------------------------------------------------------
 
 
@@ -307,10 +146,6 @@ def test_every_key_is_under_the_prefix(redis_server: Any) -> None:
     backend = RedisBackend.from_url(redis_server.url + "?prefix=only-here")
     state.set_ref("r", D1)
     state.compare_and_set_ref("r", D1, D2)
-    request = _request(state)
-    state.claim_input_request(request.id, "alice", 10)
-    _request(state, id="second", flow_id="f2")
-    state.answer_input_request(request.id, D3, claimer="alice")
     backend.put({D1: b"x"})
     keys = redis.Redis.from_url(redis_server.url, decode_responses=True).keys("*")
     assert keys and all(k.startswith("only-here:") for k in keys), keys
@@ -334,13 +169,10 @@ def test_prefix_and_url_come_from_the_environment(redis_url: str, redis_prefix: 
 def test_a_restart_between_two_operations_is_transparent(redis_server: Any, kill: bool) -> None:
     state = RedisState.from_url(redis_server.url, prefix="restart")
     state.set_ref("kept", D1)
-    request = _request(state)
     redis_server.restart(kill=kill)  # appendonly + fsync always: nothing acknowledged is lost
     assert state.get_ref("kept") == D1
-    assert state.get_input_request(request.id) == request
     assert state.compare_and_set_ref("kept", D1, D2) is True
     redis_server.restart(kill=kill)
-    assert state.claim_input_request(request.id, "alice", 10).status == "claimed"
     assert state.ref_history("kept")[0][0] == D2
 
 

@@ -150,7 +150,7 @@ def test_unreachable_redis_with_credentials(unused_port: int) -> None:
     url = f"redis://admin:{SECRET}@127.0.0.1:{unused_port}/0?retries=1"
     state = RedisState.from_url(url)
     assert SECRET not in repr(state)
-    for call in (state.ping, lambda: state.get_ref("x"), lambda: state.pending_inputs()):
+    for call in (state.ping, lambda: state.get_ref("x"), state.list_refs):
         assert isinstance(raised_by(call), enact.errors.StoreUnavailable)
     backend = RedisBackend.from_url(url)
     assert SECRET not in repr(backend)

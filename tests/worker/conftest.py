@@ -1,5 +1,8 @@
 """A private cluster for the worker tests: its own redis-server, a moto S3 bucket,
-and real ``celery -A enact.worker worker`` processes that the fixtures always stop."""
+and real ``celery -A enact.worker worker`` processes that the fixtures always stop.
+
+The cluster runs with the default settings (leases, recovery, visibility timeout):
+what users get is what is tested."""
 
 from __future__ import annotations
 
@@ -7,15 +10,35 @@ import gc
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PORTS = range(7100, 7200)  # this suite's redis-servers keep to these ports
+
+
+def free_port() -> int:
+    """A free loopback port in ``PORTS`` (random start, so parallel runs rarely collide)."""
+    import random
+
+    start = random.randrange(len(PORTS))
+    for offset in range(len(PORTS)):
+        port = PORTS[(start + offset) % len(PORTS)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS}")
 
 
 class Workers:
@@ -75,11 +98,26 @@ class Workers:
             self.stop(name)
 
 
-@pytest.fixture(scope="module")
-def cluster_env(
-    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
-) -> Iterator[dict[str, str]]:
-    """Environment of a private cluster; the test process is configured to use it too."""
+@dataclass
+class Cluster:
+    """A private cluster: the environment its processes get, its Redis (and its
+    broker's, when separate), and its bucket."""
+
+    env: dict[str, str]
+    redis: Any
+    broker: Any = None
+
+
+@contextmanager
+def private_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    s3_endpoint: str,
+    s3_client: Any,
+    *,
+    separate_broker: bool = False,
+    extra: dict[str, str] | None = None,
+) -> Iterator[Cluster]:
+    """Start a cluster's servers; the test process is configured to use it too."""
     pytest.importorskip("celery")
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed for the worker tests")
@@ -87,7 +125,10 @@ def cluster_env(
 
     from tests.conftest import RedisServer, delete_bucket, subprocess_env
 
-    redis_server = RedisServer(tmp_path_factory.mktemp("cluster-redis")).start()
+    redis_server = RedisServer(tmp_path_factory.mktemp("cluster-redis"), free_port()).start()
+    broker = None
+    if separate_broker:
+        broker = RedisServer(tmp_path_factory.mktemp("cluster-broker"), free_port()).start()
     bucket = f"enact-worker-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
     env = subprocess_env(
@@ -96,11 +137,11 @@ def cluster_env(
             "ENACT_STORE_URL": f"s3://{bucket}/flows",
             "ENACT_S3_ENDPOINT_URL": s3_endpoint,
             "ENACT_IMPORTS": "tests.worker.flows",
-            "ENACT_VISIBILITY_TIMEOUT_S": "6",
-            "ENACT_FLOW_LOCK_TTL_S": "2",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
+            **({"ENACT_BROKER_URL": broker.url} if broker is not None else {}),
+            **(extra or {}),
         }
     )
     from enact.worker import runtime
@@ -111,7 +152,7 @@ def cluster_env(
     runtime.reset()
     reconfigure()
     try:
-        yield env
+        yield Cluster(env, redis_server, broker)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -124,7 +165,23 @@ def cluster_env(
         # while this cluster's Redis still runs (a client's Redis does not vanish).
         gc.collect()
         redis_server.stop()
+        if broker is not None:
+            broker.stop()
         delete_bucket(s3_client, bucket)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, s3_client: Any
+) -> Iterator[Cluster]:
+    with private_cluster(tmp_path_factory, s3_endpoint, s3_client) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cluster_env(cluster: Cluster) -> dict[str, str]:
+    """Environment of a private cluster; the test process is configured to use it too."""
+    return cluster.env
 
 
 @pytest.fixture

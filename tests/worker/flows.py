@@ -152,3 +152,15 @@ def worker_memory() -> dict:
     with open("/proc/self/statm") as statm:
         rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     return {**tree.cache_stats(runtime.store()), "rss_mb": rss / 2**20, "pid": os.getpid()}
+
+
+@enact.register
+def ask_many(n: int) -> int:
+    """Asks for ``n`` numbers, one at a time, and adds them up."""
+    return sum(enact.request_input(int, f"number {i}?") for i in range(n))
+
+
+@enact.register
+def flaky_flow(x: int) -> int:
+    """``flaky_item(x)`` as a whole flow (it fails while ``x`` is in the fail file)."""
+    return flaky_item(x)

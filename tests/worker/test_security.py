@@ -24,7 +24,8 @@ import enact
 import enact.worker
 from enact.records import CallArgs
 from enact.worker import runtime, wire
-from enact.worker.flows import Flow, FlowTable
+from enact.worker.flows import Flow
+from enact.worker.flowstate import new_flow_id
 from enact.worker.tasks import pull_calls, replay_invocation, run_flow
 from tests import crafted
 from tests.worker import flows
@@ -51,7 +52,7 @@ def marker(tmp_path: Path) -> Iterator[Path]:
 
 
 def _flow_count() -> int:
-    return len(FlowTable(runtime.state()).ids(10_000))
+    return len(runtime.flow_state().ids(10_000))
 
 
 def _start_crafted_flow(invokable: Any, args: list[Any]) -> Flow:
@@ -59,11 +60,11 @@ def _start_crafted_flow(invokable: Any, args: list[Any]) -> Flow:
     store = runtime.store()
     with store:
         start = crafted.start_request(store, invokable, args)
-    table = FlowTable(runtime.state())
-    flow_id = uuid.uuid4().hex[:20]
-    table.create(flow_id, start, "crafted")
+    state = runtime.flow_state()
+    flow_id = new_flow_id()
+    state.create(flow_id, start, "crafted")
     run_flow.apply_async((flow_id,))
-    return Flow(flow_id, table, store)
+    return Flow(flow_id, state, store)
 
 
 # Through the public API: refused in the caller, nothing is sent ----------------------
@@ -171,8 +172,8 @@ def test_a_crafted_record_replayed_on_the_worker_runs_nothing(worker: Any, marke
 
 
 def test_a_crafted_map_of_unregistered_code_runs_nothing(worker: Any, marker: Path) -> None:
-    keys = runtime.state().keys
-    client = runtime.redis_bytes()
+    keys = runtime.flow_state().keys
+    client = runtime.flow_state().binary
     map_id = uuid.uuid4().hex
     call = crafted_call_bytes(marker)
     client.rpush(keys.map_todo(map_id), wire.pack_work_item(0, call, None, True))
@@ -186,7 +187,7 @@ def test_a_crafted_map_of_unregistered_code_runs_nothing(worker: Any, marker: Pa
             result.forget()
         assert client.llen(keys.map_todo(map_id)) == 1  # nothing was even taken
     finally:
-        client.delete(keys.map_todo(map_id))
+        client.delete(keys.map_todo(map_id), keys.map_results(map_id))
 
 
 def crafted_call_bytes(marker: Path) -> bytes:
@@ -221,11 +222,11 @@ def test_records_of_the_wrong_kind_fail_cleanly(worker: Any) -> None:
     store = runtime.store()
     with store:
         not_a_request = store.commit(["not", "a", "request"]).digest
-    table = FlowTable(runtime.state())
-    flow_id = uuid.uuid4().hex[:20]
-    table.create(flow_id, not_a_request, "crafted")
+    state = runtime.flow_state()
+    flow_id = new_flow_id()
+    state.create(flow_id, not_a_request, "crafted")
     run_flow.apply_async((flow_id,))
-    flow = Flow(flow_id, table, store)
+    flow = Flow(flow_id, state, store)
     assert flow.wait(30) == "failed"
     assert (flow.record().error or "").startswith("DeserializationError: object ")
     result = replay_invocation.apply_async((not_a_request, True))

@@ -272,7 +272,11 @@ def test_map_sends_a_recorded_call_that_raised_again_on_replay(workers, cluster_
         ]
     # Items 0 and 1 were not sent; item 2 ran again without rolling again; item 3 is new.
     assert runs() == {
-        "flaky_item0": 1, "flaky_item1": 1, "flaky_item2": 2, "flaky_item3": 2, "marked_roll": 5
+        "flaky_item0": 1,
+        "flaky_item1": 1,
+        "flaky_item2": 2,
+        "flaky_item3": 2,
+        "marked_roll": 5,
     }
 
 
