@@ -431,6 +431,13 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port (TIME_WAIT sockets do not)."""
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def free_ports() -> dict[str, int]:
     """Redis, inbox and a block of 5 for weed (plus its gRPC ports, each + 10000)."""
     for _ in range(200):
