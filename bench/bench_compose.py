@@ -40,12 +40,12 @@ def build(engine: harness.Engine, workdir: Path) -> tuple[harness.Images, harnes
 
 def forget(engine: harness.Engine, images: harness.Images) -> None:
     """Remove what a cold build makes: local images, the wheelhouse, the build cache."""
+    shutil.rmtree(images.wheelhouse, ignore_errors=True)  # named by the base's Python
     for tag in (images.worker, images.s3, images.redis, images.base):
         if tag:
             engine.docker("image", "rm", "--force", tag, check=False)
     engine.docker("image", "prune", "--force", check=False)
     engine.docker("builder", "prune", "--all", "--force", check=False)
-    shutil.rmtree(images.wheelhouse, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
