@@ -169,7 +169,7 @@ def override(
             "dockerfile": "deploy/Dockerfile",
             "args": {
                 "BASE_IMAGE": images.base,
-                "PIP_INSTALL_OPTIONS": "--no-index --find-links=/tmp/src/deploy/wheels",
+                "PIP_INSTALL_OPTIONS": "--no-index --find-links=/tmp/build",
             },
         }
     return result

@@ -254,17 +254,19 @@ def test_published_ports_stay_on_loopback(compose):
 
 def test_dockerfile_builds_a_slim_non_root_worker_image(compose):
     text = DOCKERFILE.read_text()
-    # The base is a build argument whose default is a slim Python 3.12 pinned by version.
+    # The base is a build argument whose default is a slim Python 3.12 pinned by version;
+    # both stages (the virtualenv's build and the image) start from it.
     base = re.search(r"^ARG BASE_IMAGE=(\S+)\s*$", text, re.M)
     assert base and re.fullmatch(r"python:3\.12\.\d+-slim(-\w+)?", base.group(1))
-    assert re.search(r"^FROM \$\{BASE_IMAGE\}\s*$", text, re.M)
+    assert re.findall(r"^FROM (.*?)\s*$", text, re.M) == ["${BASE_IMAGE} AS build", "${BASE_IMAGE}"]
     assert re.search(r"^ARG PIP_INSTALL_OPTIONS=\s*$", text, re.M)
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     # enact[worker] goes into a virtualenv (a Debian base refuses a system-wide install),
-    # whose bin/ comes first on PATH.
+    # copied into the image, its bin/ first on PATH.
     assert re.search(r"python3 -m venv /opt/enact\b", text)
     assert re.search(r"/opt/enact/bin/pip install \$PIP_INSTALL_OPTIONS \"[^\"]*\[worker\]\"", text)
+    assert "COPY --from=build /opt/enact /opt/enact" in text
     assert "PATH=/opt/enact/bin:$PATH" in text
     cmd = re.search(r"^CMD (\[.*\])\s*$", text, re.M)
     assert cmd and json.loads(cmd.group(1)) == WORKER_COMMAND
