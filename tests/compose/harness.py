@@ -48,6 +48,7 @@ NODE_FILE = "/tmp/enact-node"
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a listener could bind the port on every interface (host networking)."""
     with socket.socket() as sock:
         try:
             sock.bind(("0.0.0.0", port))
@@ -84,6 +85,7 @@ def escape(text: str) -> str:
 
 
 def without_flags(command: list[str], *names: str) -> list[str]:
+    """``command`` without its ``NAME=value`` words for each of ``names``."""
     return [word for word in command if not word.startswith(tuple(f"{n}=" for n in names))]
 
 
@@ -136,7 +138,6 @@ def override(
     )
 
     result: dict[str, Any] = {
-        "version": compose.get("version", "3.8"),
         "services": {
             "redis": {
                 "network_mode": "host",
@@ -158,8 +159,6 @@ def override(
             },
         },
     }
-    if "version" not in compose:
-        del result["version"]
     if images is not None:
         result["services"]["redis"]["image"] = images.redis
         result["services"]["s3"]["image"] = images.s3
