@@ -268,9 +268,15 @@ class Cluster:
     # Life cycle ----------------------------------------------------------------------------
 
     def build(self) -> None:
+        """Build the worker image, then drop the images it replaced.
+
+        The engine's data root persists between runs, so each code change would leave the
+        previous worker image behind; pruning dangling images keeps the cache bounded.
+        """
         began = time.monotonic()
         self.compose("build", "worker", timeout_s=1800)
         self.timings["build worker"] = time.monotonic() - began
+        self.engine.docker("image", "prune", "--force")
 
     def up(self, workers: int) -> None:
         began = time.monotonic()
