@@ -44,6 +44,8 @@ The schema (``P`` is the prefix)::
     P:map:<id>:todo          list    packed [index, CallArgs bytes] of one
                                      enact.worker.map call, not yet taken
     P:map:<id>:inflight:<n>  list    items puller n took and has not reported
+    P:map:<id>:alive:<n>     string  set while puller n runs; expires unless renewed,
+                                     so the caller re-sends a dead puller's task
     P:map:<id>:results       list    packed [index, node row] per finished item,
                                      or a packed error report of a puller
                                      (the map keys expire after a day)
@@ -135,6 +137,9 @@ class RedisKeys:
 
     def map_inflight(self, map_id: str, puller: int) -> str:
         return f"{self.prefix}:map:{map_id}:inflight:{puller}"
+
+    def map_alive(self, map_id: str, puller: int) -> str:
+        return f"{self.prefix}:map:{map_id}:alive:{puller}"
 
     def map_results(self, map_id: str) -> str:
         return f"{self.prefix}:map:{map_id}:results"

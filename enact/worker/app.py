@@ -21,6 +21,8 @@ Choices, and why:
   broker that is down fails in seconds; a flow's send is retried by the
   recovery loop, so ``submit`` and ``answer`` still succeed.
 * ``worker_prefetch_multiplier = 1``: tasks can be long; a worker must not hoard.
+* A ``redis://`` broker uses ``enact.worker.broker``'s transport: a worker whose
+  broker connection drops while it holds messages reconnects instead of exiting.
 * The ``threads`` pool by default: sampling models is I/O bound, and threads
   share the store's caches and connections.
 """
@@ -28,12 +30,14 @@ Choices, and why:
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from typing import Any
 
+import kombu.pools
 from celery import Celery
 
 from enact.config import Settings
-from enact.worker import runtime
+from enact.worker import broker, runtime
 
 QUEUE = "enact"
 
@@ -41,7 +45,12 @@ QUEUE = "enact"
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``."""
     visibility = settings.visibility_timeout_s
+    scheme = urllib.parse.urlsplit(settings.broker_url or "").scheme
+    # A redis:// broker gets our channel, which survives a connection that drops
+    # while it holds messages (enact.worker.broker); other brokers are Celery's.
+    transport = {"broker_transport": broker.TRANSPORT} if scheme == "redis" else {}
     return {
+        **transport,
         "broker_url": settings.broker_url,
         "result_backend": settings.redis_url,
         "task_serializer": "msgpack",
@@ -106,4 +115,8 @@ def reconfigure(settings: Settings | None = None, celery_app: Celery | None = No
         target._pool.force_close_all()
         target._pool = None
     target.amqp._producer_pool = None
+    # kombu keeps connection and producer pools in process-wide groups keyed by
+    # broker URL: drop them too, or a later cluster on the same URL would get the
+    # pool just closed ("Acquire on closed pool").
+    kombu.pools.reset()
     return settings

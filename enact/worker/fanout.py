@@ -64,7 +64,15 @@ def _run_remote(
         ).apply_async()
         deadline = time.monotonic() + timeout
         results: dict[int, tuple[Node, bytes | None]] = {}
+        progress = checked = time.monotonic()
         while len(results) < len(items):
+            now = time.monotonic()
+            if now - progress > 2 * state.lease_s and now - checked > state.lease_s:
+                # No result for two leases: send again the task of each puller that
+                # died holding items (a Redis broker redelivers only after an hour).
+                checked = now
+                for n in state.map_stalled(map_id, pullers):
+                    pull_calls.si(map_id, fn.function_id, n).set(ignore_result=True).apply_async()
             if time.monotonic() > deadline:
                 raise FlowTimeout(
                     f"enact.worker.map: {len(items) - len(results)} of {len(items)} calls "
@@ -79,6 +87,7 @@ def _run_remote(
                 if index in work and index not in results:  # a redone call may report twice
                     results[index] = (node, value)
                     objects.update(records)
+                    progress = time.monotonic()
     finally:
         state.map_drop(map_id, pullers)
     return results

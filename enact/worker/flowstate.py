@@ -46,8 +46,7 @@ import redis
 
 from enact.config import Settings
 from enact.errors import ConflictError, UnknownFlow, UnknownInputRequest
-from enact.stores._keys import RedisKeys
-from enact.stores.redis import make_client, redis_errors, server_seconds
+from enact.stores.redis import RedisKeys, make_client, redis_errors, server_seconds
 from enact.worker import flowscripts
 
 BATCH = 500
@@ -737,9 +736,31 @@ class FlowState:
                 return []
             return [first[1], *(self.binary.lpop(key, 10_000) or [])]
 
+    def map_alive(self, map_id: str, puller: int) -> None:
+        """Say that puller ``puller`` runs, for one lease."""
+        with self._errors(f"renewing a puller of map {map_id}"):
+            self.binary.set(self.keys.map_alive(map_id, puller), b"1", px=int(self.lease_s * 1000))
+
+    def map_stalled(self, map_id: str, pullers: int) -> list[int]:
+        """Pullers not alive (dead, or not started) that hold taken items, and, if
+        items wait and no puller at all is alive, every puller."""
+        with self._errors(f"checking the pullers of map {map_id}"):
+            pipe = self.binary.pipeline(transaction=False)
+            pipe.llen(self.keys.map_todo(map_id))
+            for n in range(pullers):
+                pipe.exists(self.keys.map_alive(map_id, n))
+                pipe.llen(self.keys.map_inflight(map_id, n))
+            todo, *rows = pipe.execute()
+        alive = [bool(rows[2 * n]) for n in range(pullers)]
+        holding = [n for n in range(pullers) if not alive[n] and rows[2 * n + 1]]
+        if todo and not any(alive):
+            return list(range(pullers))
+        return holding
+
     def map_drop(self, map_id: str, pullers: int) -> None:
         keys = [self.keys.map_todo(map_id), self.keys.map_results(map_id)]
         keys += [self.keys.map_inflight(map_id, n) for n in range(pullers)]
+        keys += [self.keys.map_alive(map_id, n) for n in range(pullers)]
         with self._errors(f"deleting map {map_id}"):
             self.binary.delete(*keys)
 

@@ -17,6 +17,7 @@ The workers' recovery loop (``enact.worker.recovery``) starts with the worker.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -89,12 +90,19 @@ def run_flow(self: Any, flow_id: str) -> str:
     except OUTAGES as exc:
         log.warning("flow %s met an outage (%s); back to queued", flow_id, exc)
         return _requeue(state, lease, flow_id)
+    except Exception as exc:  # its records cannot be read (damaged, collected...)
+        log.exception("flow %s cannot continue", flow_id)
+        return _final(lease, FlowStatus.FAILED, error=f"{type(exc).__name__}: {redact(exc)}")
     finally:
         lease.stop()
 
 
 def _run_flow(state: FlowState, lease: Lease, flow_id: str) -> str:
     record = state.get(flow_id)
+    log.info(
+        "flow %s (%s): %s", flow_id, record.name,
+        f"resuming from {record.head}" if record.head else "starting",
+    )  # fmt: skip
     store = runtime.store()
     with store:
         head = record.head
@@ -194,6 +202,7 @@ def _checkpointer(lease: Lease) -> Any:
 def _settle(
     state: FlowState, lease: Lease, store: Store, flow_id: str, invocation: Any, consumed: list[str]
 ) -> str:
+    log.info("flow %s: run ended at %s", flow_id, invocation.digest)
     pending = pending_input_requests(invocation)
     if pending:
         requests = [
@@ -294,20 +303,30 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
     runs, and leaves it only when its result is reported, so if this worker
     dies the redelivered task (same ``puller``) runs exactly those items again.
     A result carries the records of its call; the caller writes them with its
-    own, so pullers cost the object store nothing. A puller that cannot run
-    the calls at all (the function is not registered here) reports why, so the
-    caller raises it at once.
+    own, so pullers cost the object store nothing. A live puller renews a
+    heartbeat; the caller sends the task of a dead one again (same ``puller``).
+    A puller that cannot run the calls (the function is not registered here, a
+    malformed item) reports why, so the caller raises it at once.
     """
     map_id, puller = wire.task_id(map_id, "a map id"), wire.count(puller, "a puller number")
     state = runtime.flow_state()
     try:
-        function = _registered(function_id)
-    except Exception as exc:
-        state.map_report(map_id, puller, [wire.pack_error(exc)], [], MAP_TTL_S)
+        return _pull(state, map_id, _registered(function_id), puller)
+    except OUTAGES:
+        raise  # the caller sends this puller's task again; its items are still there
+    except Exception as exc:  # the caller raises this at once instead of waiting
+        try:
+            state.map_report(map_id, puller, [wire.pack_error(exc)], [], MAP_TTL_S)
+        except Exception:
+            pass
         raise
+
+
+def _pull(state: FlowState, map_id: str, function: Function, puller: int) -> int:
     store = runtime.store()
     done = 0
-    with store:
+    alive = _Heartbeat(lambda: state.map_alive(map_id, puller), state.lease_s / 3)
+    with store, alive:
         redo = state.map_inflight(map_id, puller)
         reports: list[bytes] = []
         taken: list[bytes] = []
@@ -334,6 +353,32 @@ def pull_calls(map_id: str, function_id: str, puller: int) -> int:
         if reports:
             report()
     return done
+
+
+class _Heartbeat:
+    """Calls ``beat`` now and then every ``period_s`` from a thread, until the block ends."""
+
+    def __init__(self, beat: Any, period_s: float) -> None:
+        self.beat = beat
+        self.period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="enact-puller", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            try:
+                self.beat()
+            except Exception:
+                continue  # Redis briefly away
+
+    def __enter__(self) -> _Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _registered(function_id: str) -> Function:

@@ -164,3 +164,10 @@ def ask_many(n: int) -> int:
 def flaky_flow(x: int) -> int:
     """``flaky_item(x)`` as a whole flow (it fails while ``x`` is in the fail file)."""
     return flaky_item(x)
+
+
+@enact.register
+def marked_nap(i: int) -> int:
+    _mark(f"nap{i}")
+    time.sleep(0.4)
+    return i

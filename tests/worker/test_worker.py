@@ -205,6 +205,12 @@ def test_redelivered_flow_task_does_nothing_twice(workers, cluster_env, tmp_path
     assert len(side_channel.read_text().splitlines()) == 3
     assert flow.record().head == head
     assert flow.result() == 3
+    # Delivered again while it runs elsewhere (a live lease): that task ends at once.
+    running = enact.worker.submit(flows.long_flow, 20, 0.2)
+    assert running.wait(30, until=("running",)) == "running"
+    assert run_flow.apply_async((running.id,)).get(timeout=30) == "busy"
+    assert running.wait(60) == "done"
+    assert len(side_channel.read_text().splitlines()) == 3 + 20
 
 
 def test_map_replays_an_incomplete_recorded_call_on_a_worker(workers, cluster_env, tmp_path):
@@ -317,3 +323,32 @@ def test_a_worker_running_100000_tracked_calls_keeps_a_bounded_node_cache(worker
     assert first["pid"] == last["pid"]  # the same worker process ran everything
     assert last["nodes"] <= last["limit"] < 100_000
     print(f"worker memory: before {first}, after 100,100 tracked calls {last}")
+
+
+def test_a_map_whose_puller_worker_is_killed_completes_elsewhere(
+    workers, cluster_env, tmp_path: Path
+):
+    """The caller sends the task of a puller that died holding items again, without
+    waiting for the broker's visibility timeout (an hour by default)."""
+    import threading
+
+    side_channel = tmp_path / "executions.txt"
+    workers.env = dict(cluster_env, ENACT_TEST_SIDE_CHANNEL=str(side_channel))
+    workers.start("doomed", concurrency=2)
+    outputs: list[list[int]] = []
+    caller = threading.Thread(
+        target=lambda: outputs.append(enact.worker.map(flows.marked_nap, range(20), parallelism=2))
+    )
+    caller.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if side_channel.exists() and len(side_channel.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    workers.kill("doomed")
+    workers.start("rescuer", concurrency=2)
+    caller.join(300)
+    assert outputs == [list(range(20))]
+    counts = collections.Counter(line.split()[0] for line in side_channel.read_text().splitlines())
+    assert set(counts) == {f"nap{i}" for i in range(20)}
+    assert sum(n > 1 for n in counts.values()) <= 2  # at most the items in flight at the kill
