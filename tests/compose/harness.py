@@ -268,15 +268,24 @@ class Cluster:
     # Life cycle ----------------------------------------------------------------------------
 
     def build(self) -> None:
-        """Build the worker image, then drop the images it replaced.
+        """Build the worker image, then remove the image it replaced.
 
         The engine's data root persists between runs, so each code change would leave the
-        previous worker image behind; pruning dangling images keeps the cache bounded.
+        previous worker image behind. Only that image goes: a blanket ``image prune``
+        would also delete the untagged layers of the Dockerfile's build stage, which are
+        the build cache.
         """
+        tag = self.images.worker if self.images else None
+        before = self.image_id(tag) if tag else None
         began = time.monotonic()
         self.compose("build", "worker", timeout_s=1800)
         self.timings["build worker"] = time.monotonic() - began
-        self.engine.docker("image", "prune", "--force")
+        if before and before != self.image_id(tag):
+            self.engine.docker("image", "rm", before, check=False)
+
+    def image_id(self, tag: str) -> str | None:
+        result = self.engine.docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
 
     def up(self, workers: int) -> None:
         began = time.monotonic()
