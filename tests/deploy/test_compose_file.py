@@ -200,6 +200,7 @@ def test_worker_service_scales_and_shuts_down_warm(compose):
     worker = compose["services"]["worker"]
     assert "container_name" not in worker and "hostname" not in worker
     assert worker["build"] == {"context": ".", "dockerfile": "deploy/Dockerfile"}
+    assert worker["init"] is True
     assert worker["depends_on"] == {
         "redis": {"condition": "service_healthy"},
         "s3": {"condition": "service_healthy"},
@@ -214,7 +215,7 @@ def test_worker_service_scales_and_shuts_down_warm(compose):
 
 def test_redis_persists_every_write_and_never_evicts(compose):
     redis = compose["services"]["redis"]
-    assert redis["image"] == "redis:7"
+    assert re.fullmatch(r"redis:7\.\d+\.\d+", redis["image"]), "pin Redis by version"
     command = [str(word) for word in redis["command"]]
     assert command[0] == "redis-server"
     flags = dict(zip(command[1::2], command[2::2]))
@@ -230,6 +231,7 @@ def test_redis_persists_every_write_and_never_evicts(compose):
 def test_s3_is_seaweedfs_with_a_bucket_and_a_healthcheck(compose):
     s3 = compose["services"]["s3"]
     assert s3["image"].startswith("chrislusf/seaweedfs:")
+    assert re.fullmatch(r"\d+\.\d+", default_of(s3["image"]).split(":")[1]), "pin by version"
     assert s3["command"][0] == "mini"
     assert "-s3.port=8333" in s3["command"]
     assert "-master.telemetry=false" in s3["command"]
@@ -252,10 +254,20 @@ def test_published_ports_stay_on_loopback(compose):
 
 def test_dockerfile_builds_a_slim_non_root_worker_image(compose):
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.12-slim\s*$", text, re.M)
+    # The base is a build argument whose default is a slim Python 3.12 pinned by version;
+    # both stages (the virtualenv's build and the image) start from it.
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)\s*$", text, re.M)
+    assert base and re.fullmatch(r"python:3\.12\.\d+-slim(-\w+)?", base.group(1))
+    assert re.findall(r"^FROM (.*?)\s*$", text, re.M) == ["${BASE_IMAGE} AS build", "${BASE_IMAGE}"]
+    assert re.search(r"^ARG PIP_INSTALL_OPTIONS=\s*$", text, re.M)
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
-    assert re.search(r"^RUN pip install \"[^\"]*\[worker\]\"", text, re.M)
+    # enact[worker] goes into a virtualenv (a Debian base refuses a system-wide install),
+    # copied into the image, its bin/ first on PATH.
+    assert re.search(r"python3 -m venv /opt/enact\b", text)
+    assert re.search(r"/opt/enact/bin/pip install \$PIP_INSTALL_OPTIONS \"[^\"]*\[worker\]\"", text)
+    assert "COPY --from=build /opt/enact /opt/enact" in text
+    assert "PATH=/opt/enact/bin:$PATH" in text
     cmd = re.search(r"^CMD (\[.*\])\s*$", text, re.M)
     assert cmd and json.loads(cmd.group(1)) == WORKER_COMMAND
     # User code: the directory on PYTHONPATH is where compose mounts it.
@@ -272,6 +284,8 @@ def test_dockerignore_admits_only_the_package():
     ]
     assert lines[0] == "*"
     assert {"!pyproject.toml", "!enact/"} <= set(lines)
+    # The offline build's wheelhouse (deploy/README.md), and nothing else of deploy/.
+    assert [line for line in lines if line.startswith("!deploy")] == ["!deploy/wheels/"]
 
 
 def test_twin_exports_the_same_variables_as_the_compose_worker(compose, tmp_path):
