@@ -15,11 +15,15 @@ from pathlib import Path
 import boto3
 import pytest
 import redis
+import yaml
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from tests.deploy.test_compose_file import twin_matches_compose_worker
+
 APP = "enact.worker"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def s3_client(env: dict[str, str], signed: bool = True):
@@ -77,6 +81,7 @@ def test_start_two_workers_then_stop_leaves_no_process(local_cluster):
         pytest.fail("a fresh run dir must report 'not started' (exit 3)")
     cluster.start(2)
     env = cluster.client_env()
+    twin_matches_compose_worker(env, yaml.safe_load((REPO / "docker-compose.yml").read_text()))
     started = cluster.processes()
     pidfiles = cluster.pidfiles()
     # The inbox too: the dev install has the web extra.
