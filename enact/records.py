@@ -320,16 +320,26 @@ class Checkpoint(Resource):
     call itself is ``request``. ``enact.tree.load`` reads an entry as the
     incomplete ``Invocation`` it stands for. Every field is a link in the packed
     header, so gc reaches the whole chain without decoding it.
+
+    Every ``SEGMENT_STEPS``-th entry also has ``skip``: a segment, a ``Checkpoint``
+    of the same call whose ``previous`` is the segment before it (or what the
+    journal started from) and whose children are the entry's. Segments form a
+    journal of their own, one entry per ``SEGMENT_STEPS`` steps, so loading a
+    checkpoint reads at most ``SEGMENT_STEPS`` entries and then one segment per
+    ``SEGMENT_STEPS`` steps (what matters on S3, one round trip each). Entries
+    stored without ``skip`` read as ``skip=None``.
     """
 
     previous: Ref | None
     request: Ref
     dropped: int
     added: list
+    skip: Ref | None = None
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> Checkpoint:
-        check_fields(cls, fields, _CHECKPOINT_FIELDS)
+        expected = _CHECKPOINT_FIELDS if "skip" in fields else _CHECKPOINT_FIELDS_V1
+        check_fields(cls, fields, expected)
         dropped, added = fields["dropped"], fields["added"]
         if type(dropped) is not int or dropped < 0:
             raise DeserializationError(
@@ -338,15 +348,16 @@ class Checkpoint(Resource):
         for child in added:
             if type(child) is not Ref:
                 raise DeserializationError("stored Checkpoint.added must hold only refs")
-        return cls(fields["previous"], fields["request"], dropped, added)
+        return cls(fields["previous"], fields["request"], dropped, added, fields.get("skip"))
 
 
-_CHECKPOINT_FIELDS: dict[str, type | tuple[type, ...]] = {
+_CHECKPOINT_FIELDS_V1: dict[str, type | tuple[type, ...]] = {
     "previous": _OPTIONAL_REF,
     "request": Ref,
     "dropped": int,
     "added": list,
 }
+_CHECKPOINT_FIELDS = {**_CHECKPOINT_FIELDS_V1, "skip": _OPTIONAL_REF}
 
 
 class InvocationEngine(Protocol):

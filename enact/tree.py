@@ -273,24 +273,69 @@ def answered(objects: dict[str, bytes], node: Node, output_digest: str) -> Node:
 # Checkpoints: a journal ---------------------------------------------------------------
 
 
+# Every SEGMENT_STEPS-th checkpoint entry links a segment (``Checkpoint.skip``), so
+# loading a checkpoint reads at most SEGMENT_STEPS entries, then one segment per
+# SEGMENT_STEPS steps; a segment costs about one child digest per step.
+SEGMENT_STEPS = 32
+
+
 class Journal:
     """The last checkpoint of a running call, in memory: enough to write the next.
 
     ``digest`` is what to resume from (a ``Checkpoint`` entry, or the ``Invocation``
-    record the run continues); ``length`` is how many children it records.
+    record the run continues); ``length`` is how many children it records. The
+    rest is for the next segment: ``steps`` entries written since the last one,
+    which stands on ``segment`` (a digest, or ``None`` before the first child) of
+    ``segment_length`` children; since then the children kept never went below
+    ``low``, and ``tail`` is the children from ``low`` on.
     """
 
-    __slots__ = ("digest", "length")
+    __slots__ = ("digest", "length", "steps", "segment", "segment_length", "low", "tail")
 
     def __init__(self, digest: str, length: int) -> None:
         self.digest = digest
         self.length = length
+        self.steps = 0
+        self.segment: str | None = digest
+        self.segment_length = length
+        self.low = length
+        self.tail: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Journal {self.digest[:12]}: {self.length} children>"
 
 
 _CHECKPOINT_MARKER = ExtType(EXT_RESOURCE, Checkpoint.type_id().encode())
+
+
+def _entry(
+    objects: dict[str, bytes],
+    previous: str | None,
+    request_digest: str,
+    dropped: int,
+    added: Sequence[str],
+    skip: str | None,
+) -> str:
+    links = set(added)
+    links.add(request_digest)
+    if previous is not None:
+        links.add(previous)
+    if skip is not None:
+        links.add(skip)
+    body = [
+        _CHECKPOINT_MARKER,
+        {
+            "added": [_ext(c) for c in added],
+            "dropped": dropped,
+            "previous": None if previous is None else _ext(previous),
+            "request": _ext(request_digest),
+            "skip": None if skip is None else _ext(skip),
+        },
+    ]
+    data = pack_encoded(body, links)
+    digest = digest_bytes(data)
+    objects[digest] = data
+    return digest
 
 
 def checkpoint(
@@ -306,7 +351,9 @@ def checkpoint(
     The entry is a ``Checkpoint`` record of constant size beyond the digests in
     ``added`` (it stores how many children are dropped, zero unless slots were
     given back): a checkpoint never rewrites the children recorded before it, so a
-    flow of n steps, checkpointed after each, writes O(n) bytes in all. ``load``
+    flow of n steps, checkpointed after each, writes O(n) bytes in all. Every
+    ``SEGMENT_STEPS``-th entry also links a segment holding the children of the
+    last ``SEGMENT_STEPS`` steps (amortized, still constant per step). ``load``
     reads it as the incomplete invocation it stands for.
     """
     if previous is None:
@@ -314,23 +361,34 @@ def checkpoint(
             raise ValueError(f"a first checkpoint keeps no children, got kept={kept}")
     elif not 0 <= kept <= previous.length:
         raise ValueError(f"cannot keep {kept} of the {previous.length} children checkpointed")
-    links = set(added)
-    links.add(request_digest)
-    if previous is not None:
-        links.add(previous.digest)
-    body = [
-        _CHECKPOINT_MARKER,
-        {
-            "added": [_ext(c) for c in added],
-            "dropped": 0 if previous is None else previous.length - kept,
-            "previous": None if previous is None else _ext(previous.digest),
-            "request": _ext(request_digest),
-        },
-    ]
-    data = pack_encoded(body, links)
-    digest = digest_bytes(data)
-    objects[digest] = data
-    return Journal(digest, kept + len(added))
+    if previous is None:
+        steps, segment, segment_length, low, tail = 1, None, 0, 0, list(added)
+    else:
+        steps, segment, segment_length = (
+            previous.steps + 1,
+            previous.segment,
+            previous.segment_length,
+        )
+        low = min(previous.low, kept)
+        tail = previous.tail[: kept - low] + list(added)
+    skip = None
+    if steps >= SEGMENT_STEPS:
+        skip = _entry(objects, segment, request_digest, segment_length - low, tail, None)
+    digest = _entry(
+        objects,
+        None if previous is None else previous.digest,
+        request_digest,
+        0 if previous is None else previous.length - kept,
+        added,
+        skip,
+    )
+    journal = Journal(digest, kept + len(added))
+    if skip is None:
+        journal.steps, journal.segment, journal.segment_length = steps, segment, segment_length
+        journal.low, journal.tail = low, tail
+    else:  # the next segment stands on this one
+        journal.segment = skip
+    return journal
 
 
 def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint) -> Node:
@@ -342,18 +400,24 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
     these children has (the digest a checkpoint had before issue 15);
     ``Node.invocation`` packs them again and stages them in the store.
     """
-    chain = [(digest, entry)]
+    chain: list[tuple[str, Checkpoint]] = []
     base: tuple[str, ...] = ()
-    previous = entry.previous
-    while previous is not None:
+    at, record = digest, entry
+    while True:
+        if record.skip is not None:  # the segment holds the same children, further back
+            at = record.skip.digest
+            record = _checkpoint_record(store.get_object(at), at)
+        chain.append((at, record))
+        previous = record.previous
+        if previous is None:
+            break
         known = cache.nodes.get(previous.digest)
         if known is not None:
             base = known.children
             break
-        record = unpack_value(store.get_object(previous.digest))
-        if type(record) is Checkpoint:
-            chain.append((previous.digest, record))
-            previous = record.previous
+        found = unpack_value(store.get_object(previous.digest))
+        if type(found) is Checkpoint:
+            at, record = previous.digest, found
         else:
             base = load(store, previous.digest, cache).children
             break
@@ -381,6 +445,15 @@ def _from_journal(store: Store, cache: NodeCache, digest: str, entry: Checkpoint
     )  # fmt: skip
     cache.put(node)
     return node
+
+
+def _checkpoint_record(data: bytes, digest: str) -> Checkpoint:
+    record = unpack_value(data)
+    if type(record) is not Checkpoint:
+        raise DeserializationError(
+            f"object {digest} is linked as a checkpoint segment but is a {type(record).__name__}"
+        )
+    return record
 
 
 # The node cache and loading --------------------------------------------------------
