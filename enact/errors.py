@@ -33,6 +33,7 @@ The hierarchy::
     │   ├── RequestedTypeUndetermined (also an InvocationError)
     │   ├── AnswerTypeError (TypeError)   an answer of the wrong type
     │   └── UnknownInputRequest (KeyError)
+    │       └── RequestNotPending (ConflictError)  answered and used, or withdrawn
     ├── ContextError                      context classes (enact.contexts)
     │   ├── ContextTypeError              the current object is of a sibling class
     │   ├── NoActiveContext               nothing current (NoActiveStore is one)
@@ -184,6 +185,11 @@ class UnknownInputRequest(InputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class RequestNotPending(UnknownInputRequest, ConflictError):
+    """The request was asked, but is pending no more: its answer was used, or its flow
+    was cancelled. A second answer that lost a race gets this too."""
 
 
 class ContextError(EnactError):

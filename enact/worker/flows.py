@@ -28,6 +28,8 @@ from enact.errors import (
     FlowTimeout,
     FlowWaiting,
     InputError,
+    RequestNotPending,
+    UnknownFlow,
     UnknownInputRequest,
     UnregisteredResource,
 )
@@ -308,7 +310,11 @@ def answer(request_id: str, value: Any) -> Flow:
     """
     state = runtime.flow_state()
     store = runtime.store()
-    pending = state.get_input_request(request_id)
+    try:
+        pending = state.get_input_request(request_id)
+    except UnknownInputRequest:
+        _refuse_spent_request(state, request_id)
+        raise
     if pending.status == "answered":
         raise ConflictError(f"input request {request_id} was already answered")
     with store:
@@ -323,10 +329,36 @@ def answer(request_id: str, value: Any) -> Flow:
         answer_digest, data = value_object(value)
     # The answer waits in Redis (durable with AOF) until a worker writes it to
     # the store with the resumed flow's records: one object-store write, not two.
-    _, queued = state.answer(request_id, answer_digest, data)
+    try:
+        _, queued = state.answer(request_id, answer_digest, data)
+    except UnknownInputRequest:
+        _refuse_spent_request(state, request_id)
+        raise
     if queued:
         dispatch(state, pending.flow_id)
     return Flow(pending.flow_id, state, store)
+
+
+def _refuse_spent_request(state: FlowState, request_id: str) -> None:
+    """``RequestNotPending`` if ``request_id`` names a request of a flow that still exists.
+
+    A request is removed once the resumed flow has used its answer (or the flow was
+    cancelled), so an answer arriving after that finds no request; it lost the race
+    as surely as one that arrived a moment earlier, and gets a conflict too.
+    """
+    flow_id, sep, _ = request_id.rpartition(":")
+    if not sep or not flow_id:
+        return
+    try:
+        record = state.get(flow_id)
+    except UnknownFlow:
+        return
+    why = (
+        "its flow was cancelled"
+        if record.status == FlowStatus.CANCELLED
+        else "it was answered and the flow has moved on"
+    )
+    raise RequestNotPending(f"input request {request_id} is not pending: {why}")
 
 
 def cancel(flow: Flow | str) -> Flow:
