@@ -212,7 +212,7 @@ def test_cli_submit_status_inputs_answer_show(workers, capsys):
     # The request was answered and consumed: answering again is a clear error.
     assert main(["answer", request_id, "5"]) == 1
     err = capsys.readouterr().err
-    assert request_id in err and "RequestNotPending" in err and "moved on" in err
+    assert request_id in err and "is not pending" in err and "moved on" in err
 
 
 def test_redelivered_flow_task_does_nothing_twice(workers, cluster_env, tmp_path: Path):
