@@ -99,6 +99,10 @@ def run_flow(self: Any, flow_id: str) -> str:
 
 def _run_flow(state: FlowState, lease: Lease, flow_id: str) -> str:
     record = state.get(flow_id)
+    log.info(
+        "flow %s (%s): %s", flow_id, record.name,
+        f"resuming from {record.head}" if record.head else "starting",
+    )  # fmt: skip
     store = runtime.store()
     with store:
         head = record.head
@@ -198,6 +202,7 @@ def _checkpointer(lease: Lease) -> Any:
 def _settle(
     state: FlowState, lease: Lease, store: Store, flow_id: str, invocation: Any, consumed: list[str]
 ) -> str:
+    log.info("flow %s: run ended at %s", flow_id, invocation.digest)
     pending = pending_input_requests(invocation)
     if pending:
         requests = [

@@ -93,3 +93,19 @@ def test_a_map_survives_both_redis_servers_killed_and_restarted(workers, cluster
     time.sleep(2)
     assert workers.processes["m"].poll() is None, "the worker exited"
     assert "Unrecoverable error" not in (workers.log_dir / "m.log").read_text()
+
+
+def test_a_worker_holding_prefetched_tasks_survives_redis_killed(workers, cluster: Cluster):
+    """More flows than threads: the worker holds messages it has not started
+    (unacknowledged) when the broker connection drops. kombu's restore of those on
+    the dead channel used to raise AttributeError ('NoneType' object has no attribute
+    'hostname') and the worker exited (enact.worker.broker)."""
+    workers.start("busy", concurrency=16)
+    submitted = [enact.worker.submit(flows.long_flow, 8, 0.5) for _ in range(24)]
+    time.sleep(2)
+    cluster.redis.restart(kill=True)
+    cluster.broker.restart(kill=True)
+    for flow in submitted:
+        assert flow.wait(240) == "done", flow.record()
+    assert workers.processes["busy"].poll() is None, "the worker exited"
+    assert "Unrecoverable error" not in (workers.log_dir / "busy.log").read_text()
