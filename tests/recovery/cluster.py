@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(7300, 7400)
 FLOWS_MODULE = "tests.recovery.flows"
 MARKER = "ENACT_TEST_CLUSTER_DIR"
+STALL_S = 5.0  # a watchdog that wakes this late means the machine stalled (see _watch)
 
 
 def free_port(ports: Iterable[int] = PORTS) -> int:
@@ -183,10 +185,13 @@ class Cluster:
         self._started = 0
         self._connected = False
         self._previous: Any = None
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self, workers: int) -> Cluster:
+        self._watchdog.start()
         self.redis.start()
         for _ in range(workers):
             self.start_worker(wait=False)
@@ -204,8 +209,21 @@ class Cluster:
         enact.worker.reconfigure(Settings.from_env(self.env))
         self._connected = True
 
+    def _watch(self) -> None:
+        """Notice the whole machine stalling (a VM paused, the host starved): a thread that
+        sleeps 0.1 s and wakes more than ``STALL_S`` later was not scheduled, and neither
+        was anything else. Leases lapse during such a stall while their owners are frozen,
+        so the steps in flight then may run again: it is remembered like a Redis outage."""
+        last = time.time()
+        while not self._stop.wait(0.1):
+            now = time.time()
+            if now - last > STALL_S:
+                self._remember(Kill(None, last, now, f"machine stall of {now - last:.1f} s"))
+            last = now
+
     def close(self) -> None:
         """Stop every worker and Redis, by pid; then kill anything left with our marker."""
+        self._stop.set()
         try:
             if self._connected:
                 import gc
