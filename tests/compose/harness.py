@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 PORT_RANGE = range(7400, 7500)
 ACCESS_KEY, SECRET_KEY, BUCKET = "enact", "enact-compose-test-secret", "enact"
+REDIS_PASSWORD = "enact-compose-test-redis-password"
 NODE_FILE = "/tmp/enact-node"
 
 
@@ -228,7 +229,7 @@ class Cluster:
     def client_env(self) -> dict[str, str]:
         """What a client on the host needs: the cluster's services on loopback."""
         return {
-            "ENACT_REDIS_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
+            "ENACT_REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{self.ports['redis']}/0",
             "ENACT_STORE_URL": f"s3://{BUCKET}/data",
             "ENACT_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.ports['s3']}",
             "ENACT_IMPORTS": "dice,human_dice,tests.worker.flows",
@@ -249,7 +250,9 @@ class Cluster:
         """docker-compose's environment: the engine and the compose file's variables."""
         env = {k: v for k, v in self.engine.env.items() if not k.startswith(("ENACT_", "AWS_"))}
         env.update(self.client_env)
-        env.update(S3_BUCKET=BUCKET, USER_CODE_DIR=str(self.user_code))
+        env.update(
+            S3_BUCKET=BUCKET, USER_CODE_DIR=str(self.user_code), REDIS_PASSWORD=REDIS_PASSWORD
+        )
         return env
 
     def compose(self, *args: str, timeout_s: float = 900, check: bool = True):

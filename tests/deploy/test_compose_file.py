@@ -50,6 +50,7 @@ WORKER_COMMAND = [
 WORKER_HEALTHCHECK = (
     "celery -A enact.worker inspect ping --destination worker@$HOSTNAME --timeout 5"
 )
+REQUIRED = ("ENACT_REDIS_URL", "REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY")  # no default
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")
 
 
@@ -106,22 +107,51 @@ def test_compose_file_validates_against_the_compose_spec(require):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["defaults", "env-example"])
-def test_docker_compose_accepts_the_file(env_file, tmp_path):
-    # A second opinion on top of the schema check above, which always runs: the
-    # Debian docker-compose package is not on every machine, CI's included.
+def docker_compose_config(env_file: Path) -> subprocess.CompletedProcess:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
     args = [binary, "--project-directory", str(REPO), "-f", str(COMPOSE)]
+    args += ["--env-file", str(env_file), "config", "-q"]
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ENACT_", "AWS_")) and name != "REDIS_PASSWORD"
+    }
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("env_file", [None, ENV_EXAMPLE], ids=["no-env", "env-example"])
+def test_docker_compose_refuses_to_start_with_a_secret_unset(env_file, tmp_path):
+    # A second opinion on top of the schema check above, which always runs: the
+    # Debian docker-compose package is not on every machine, CI's included.
     # An empty env file stands in for "no .env", whatever a developer keeps in the repo.
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    args += ["--env-file", str(env_file or empty), "config", "-q"]
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith(("ENACT_", "AWS_"))
+    result = docker_compose_config(env_file or empty)
+    assert result.returncode != 0
+    assert re.search(r"set (ENACT_REDIS_URL|REDIS_PASSWORD|AWS_SECRET_ACCESS_KEY) in \.env",
+                     result.stderr), result.stderr  # fmt: skip
+
+
+def test_docker_compose_accepts_the_file_with_the_secrets_set(tmp_path):
+    filled = tmp_path / "filled.env"
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    secrets = {
+        "REDIS_PASSWORD": "pw",
+        "ENACT_REDIS_URL": "redis://:pw@redis:6379/0",
+        "AWS_SECRET_ACCESS_KEY": "s3-secret",
     }
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+    filled.write_text(
+        "\n".join(
+            f"{line.partition('=')[0]}={secrets[line.partition('=')[0]]}"
+            if line.partition("=")[0] in secrets
+            else line
+            for line in lines
+        )
+        + "\n"
+    )
+    result = docker_compose_config(filled)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -154,6 +184,10 @@ def test_worker_gets_every_setting_a_cluster_needs(compose):
     for name, value in env.items():
         assert INTERPOLATION.fullmatch(value) and INTERPOLATION.fullmatch(value).group(1) == name
     defaults = {name: default_of(value) for name, value in env.items()}
+    # Secrets have no default (compose refuses to start without them); sample values here.
+    assert set(REQUIRED) & set(env) == {config.ENV_REDIS_URL, "AWS_SECRET_ACCESS_KEY"}
+    defaults[config.ENV_REDIS_URL] = "redis://:pw@redis:6379/0"
+    defaults["AWS_SECRET_ACCESS_KEY"] = "s3-secret"
     config.parse_store_url(defaults[config.ENV_STORE_URL])
     settings = config.Settings.from_env(defaults)
     assert settings.broker_url == defaults[config.ENV_REDIS_URL]
@@ -172,7 +206,9 @@ def test_env_example_documents_exactly_the_compose_variables():
     # Its values are the compose defaults, secrets aside.
     defaults = {m.group(1): m.group(2) or "" for m in INTERPOLATION.finditer(code)}
     for name, value in env_example().items():
-        if name != "AWS_SECRET_ACCESS_KEY":
+        if name in REQUIRED:  # left empty: compose refuses to start until it is set
+            assert value == "", name
+        else:
             assert value == defaults[name], name
 
 
@@ -219,11 +255,17 @@ def test_redis_persists_every_write_and_never_evicts(compose):
     command = [str(word) for word in redis["command"]]
     assert command[0] == "redis-server"
     flags = dict(zip(command[1::2], command[2::2]))
+    password = flags.pop("--requirepass")
     assert flags == {
         "--appendonly": "yes",
         "--appendfsync": "always",
         "--maxmemory-policy": "noeviction",
     }
+    # A password, required: `${REDIS_PASSWORD:?...}` has no default.
+    assert INTERPOLATION.fullmatch(password).group(1) == "REDIS_PASSWORD"
+    assert password.startswith("${REDIS_PASSWORD:?")
+    # The healthcheck's redis-cli authenticates with REDISCLI_AUTH, the same secret.
+    assert redis["environment"]["REDISCLI_AUTH"] == password
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
 
