@@ -193,6 +193,16 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     pages = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
 
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        """For load balancers and compose healthchecks: no token needed, no data shown.
+        200 while Redis (the flows' state) answers, 503 otherwise."""
+        try:
+            enact.worker.flow_state().ping()
+        except EnactError:
+            return JSONResponse({"status": "unavailable"}, 503)
+        return JSONResponse({"status": "ok"})
+
     @app.get("/", include_in_schema=False)
     def home() -> Response:
         return RedirectResponse("/inbox", 303)

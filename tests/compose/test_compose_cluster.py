@@ -61,6 +61,15 @@ def wait_for_input(cluster: harness.Cluster, flow_id: str, for_value: str) -> st
     raise AssertionError(f"flow {flow_id} asked no {for_value!r}\n{cluster.logs()}")
 
 
+def waited(out: str) -> tuple[str, str, str]:
+    """(flow id, status, result) from `enact submit --wait`: "<id> <name> <status>",
+    then "result: <value>" for a finished flow."""
+    lines = out.splitlines()
+    flow_id, status = lines[0].split()[0], lines[0].split()[-1]
+    result = next((line for line in lines[1:] if line.startswith("result: ")), "")
+    return flow_id, status, result.removeprefix("result: ")
+
+
 def flow_status(cluster: harness.Cluster, flow_id: str) -> tuple[str, str]:
     """(status, result line) from `enact status`."""
     lines = enact_cli(cluster, "status", flow_id).splitlines()
@@ -150,10 +159,10 @@ def test_three_workers_and_the_services_are_healthy_on_host_networking(cluster, 
 
 def test_dice_flows_end_to_end_through_the_cli(cluster):
     out = enact_cli(cluster, "submit", "dice:roll_sum", "3", "--wait", str(FLOW_TIMEOUT_S))
-    sum_id, status, result = out.split()[:3]
+    sum_id, status, result = waited(out)
     assert status == "done" and 3 <= int(result) <= 18, out
     out = enact_cli(cluster, "submit", "dice:roll_die", "6", "--wait", str(FLOW_TIMEOUT_S))
-    die_id, status, result = out.split()[:3]
+    die_id, status, result = waited(out)
     assert status == "done" and 1 <= int(result) <= 6, out
 
     user_id = harness.submit(cluster, "human_dice:roll_dice_user_flow")
@@ -242,7 +251,7 @@ def test_redis_restart_and_kill_lose_nothing(cluster):
 
     # The workers carry on: a flow submitted now completes.
     out = enact_cli(cluster, "submit", "dice:roll_sum", "2", "--wait", str(FLOW_TIMEOUT_S))
-    new_id, status = out.split()[:2]
+    new_id, status, _ = waited(out)
     assert status == "done", out
 
     # SIGKILL leaves Redis no time to save a snapshot: only the AOF has the last flow.

@@ -147,6 +147,9 @@ def test_off_loopback_needs_a_token(cluster: Any) -> None:
 
     url, process = cluster.serve("0.0.0.0", TOKEN)
     assert httpx.get(url + "/api/inputs").status_code == 401
+    # The health check needs no token and shows nothing else.
+    health = httpx.get(url + "/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert httpx.get(url + "/api/openapi.json").status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert httpx.get(url + "/api/inputs", headers=wrong).status_code == 401

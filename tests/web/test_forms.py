@@ -117,3 +117,26 @@ def test_same_origin():
     assert not same_origin("http://evil.example", None, "h:1")
     assert not same_origin(None, "http://evil.example/x", "h:1")
     assert not same_origin("null", None, "h:1")
+
+
+def test_healthz_is_503_while_redis_does_not_answer():
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    import enact.worker
+    from enact.web.app import create_app
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    before = enact.worker.runtime.settings()
+    enact.worker.reconfigure(
+        Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_connect_timeout_s=0.5)
+    )
+    try:
+        with TestClient(create_app(WebConfig())) as client:
+            reply = client.get("/healthz")
+        assert reply.status_code == 503 and reply.json() == {"status": "unavailable"}
+    finally:
+        enact.worker.reconfigure(before)
