@@ -45,6 +45,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 PORT_RANGE = range(7400, 7500)
 ACCESS_KEY, SECRET_KEY, BUCKET = "enact", "enact-compose-test-secret", "enact"
 REDIS_PASSWORD = "enact-compose-test-redis-password"
+API_TOKEN = "enact-compose-test-api-token"
 NODE_FILE = "/tmp/enact-node"
 
 
@@ -138,6 +139,11 @@ def override(
         f'celery -A enact.worker inspect ping --destination "$(cat {NODE_FILE})" --timeout 5'
     )
 
+    inbox_check = (
+        "import urllib.request; urllib.request.urlopen("
+        f"'http://127.0.0.1:{ports['inbox']}/healthz', timeout=5)"
+    )
+
     result: dict[str, Any] = {
         "services": {
             "redis": {
@@ -158,12 +164,19 @@ def override(
                 "command": ["sh", "-c", escape(start_worker)],
                 "healthcheck": {"test": ["CMD-SHELL", escape(worker_check)], **quick},
             },
+            "inbox": {
+                "network_mode": "host",
+                "command": [*without_port(services["inbox"]["command"]), "--port",
+                            str(ports["inbox"])],
+                "healthcheck": {"test": ["CMD", "python", "-c", inbox_check], **quick},
+            },
         },
     }
     if images is not None:
         result["services"]["redis"]["image"] = images.redis
         result["services"]["s3"]["image"] = images.s3
         result["services"]["worker"]["image"] = images.worker
+        result["services"]["inbox"]["image"] = images.worker
         result["services"]["worker"]["build"] = {
             "context": str(context),
             "dockerfile": "deploy/Dockerfile",
@@ -251,7 +264,8 @@ class Cluster:
         env = {k: v for k, v in self.engine.env.items() if not k.startswith(("ENACT_", "AWS_"))}
         env.update(self.client_env)
         env.update(
-            S3_BUCKET=BUCKET, USER_CODE_DIR=str(self.user_code), REDIS_PASSWORD=REDIS_PASSWORD
+            S3_BUCKET=BUCKET, USER_CODE_DIR=str(self.user_code), REDIS_PASSWORD=REDIS_PASSWORD,
+            ENACT_API_TOKEN=API_TOKEN,
         )
         return env
 
@@ -322,7 +336,9 @@ class Cluster:
         while time.monotonic() < deadline:
             health = self.health()
             healthy = sorted(v for v in health.values() if v.endswith("/healthy"))
-            if healthy == sorted(["redis/healthy", "s3/healthy"] + ["worker/healthy"] * workers):
+            if healthy == sorted(
+                ["inbox/healthy", "redis/healthy", "s3/healthy"] + ["worker/healthy"] * workers
+            ):
                 return
             time.sleep(0.5)
         raise AssertionError(f"not healthy after {timeout_s} s: {self.health()}\n{self.logs()}")
@@ -353,6 +369,15 @@ class Cluster:
             "networks": self.engine.docker("network", "ls", "-q", "--filter", label).stdout.split(),
         }
         return {kind: ids for kind, ids in found.items() if ids}
+
+
+def without_port(command: list[str]) -> list[str]:
+    """``command`` without its ``--port N``."""
+    words = [str(w) for w in command]
+    if "--port" in words:
+        at = words.index("--port")
+        del words[at : at + 2]
+    return words
 
 
 def submit(cluster: Cluster, target: str, *args: str) -> str:

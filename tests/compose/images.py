@@ -36,13 +36,18 @@ def digest_of(*parts: str) -> str:
 
 
 def worker_requirements() -> list[str]:
-    """What the worker image installs besides enact: the `worker` extra and the build backend."""
+    """What the worker image installs besides enact: the `worker` and `web` extras and the
+    build backend."""
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [*project["build-system"]["requires"], *project["project"]["dependencies"]] + list(
-        project["project"]["optional-dependencies"]["worker"]
-    )
+    extras = project["project"]["optional-dependencies"]
+    return [
+        *project["build-system"]["requires"],
+        *project["project"]["dependencies"],
+        *extras["worker"],
+        *extras["web"],  # the inbox service runs from the worker image
+    ]
 
 
 class Images:

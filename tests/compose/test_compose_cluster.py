@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -53,10 +55,9 @@ def wait_for_input(cluster: harness.Cluster, flow_id: str, for_value: str) -> st
     """The id of the flow's pending request for ``for_value``, from `enact inputs`."""
     deadline = time.monotonic() + FLOW_TIMEOUT_S
     while time.monotonic() < deadline:
-        for line in enact_cli(cluster, "inputs").splitlines():
-            request_id, _, rest = line.partition("  ")
-            if request_id.startswith(f"{flow_id}:") and rest.strip().endswith(for_value):
-                return request_id
+        for request in json.loads(enact_cli(cluster, "inputs", "--json")):
+            if request["flow_id"] == flow_id and request["for_value"] == for_value:
+                return str(request["id"])
         time.sleep(0.5)
     raise AssertionError(f"flow {flow_id} asked no {for_value!r}\n{cluster.logs()}")
 
@@ -135,7 +136,7 @@ def test_the_test_file_is_the_compose_file_with_only_the_override(cluster):
 def test_three_workers_and_the_services_are_healthy_on_host_networking(cluster, host_before):
     health = cluster.health()
     assert sorted(health.values()) == sorted(
-        ["redis/healthy", "s3/healthy"] + ["worker/healthy"] * WORKERS
+        ["inbox/healthy", "redis/healthy", "s3/healthy"] + ["worker/healthy"] * WORKERS
     ), health
     for container in health:
         assert cluster.inspect(container)["HostConfig"]["NetworkMode"] == "host"
@@ -167,6 +168,19 @@ def test_dice_flows_end_to_end_through_the_cli(cluster):
 
     user_id = harness.submit(cluster, "human_dice:roll_dice_user_flow")
     request = wait_for_input(cluster, user_id, "Total number of rolls?")
+    # The inbox service lists it too; its API needs the bearer token.
+    inbox = f"http://127.0.0.1:{cluster.ports['inbox']}"
+    with urllib.request.urlopen(inbox + "/healthz", timeout=10) as reply:
+        assert json.load(reply) == {"status": "ok"}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(inbox + "/api/inputs", timeout=10)
+    assert refused.value.code == 401
+    authorized = urllib.request.Request(
+        inbox + "/api/inputs", headers={"Authorization": f"Bearer {harness.API_TOKEN}"}
+    )
+    with urllib.request.urlopen(authorized, timeout=10) as reply:
+        listed = json.load(reply)
+    assert request in json.dumps(listed), listed
     assert flow_status(cluster, user_id)[0] == "waiting"
     assert "resumes" in enact_cli(cluster, "answer", request, "2")
     for roll in ("3", "4"):

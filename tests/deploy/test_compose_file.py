@@ -50,7 +50,8 @@ WORKER_COMMAND = [
 WORKER_HEALTHCHECK = (
     "celery -A enact.worker inspect ping --destination worker@$HOSTNAME --timeout 5"
 )
-REQUIRED = ("ENACT_REDIS_URL", "REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY")  # no default
+# Secrets: no default, so compose refuses to start until each is set.
+REQUIRED = ("ENACT_REDIS_URL", "REDIS_PASSWORD", "AWS_SECRET_ACCESS_KEY", "ENACT_API_TOKEN")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}")
 
 
@@ -130,7 +131,8 @@ def test_docker_compose_refuses_to_start_with_a_secret_unset(env_file, tmp_path)
     empty.write_text("")
     result = docker_compose_config(env_file or empty)
     assert result.returncode != 0
-    assert re.search(r"set (ENACT_REDIS_URL|REDIS_PASSWORD|AWS_SECRET_ACCESS_KEY) in \.env",
+    assert re.search(r"set (ENACT_REDIS_URL|REDIS_PASSWORD|AWS_SECRET_ACCESS_KEY|ENACT_API_TOKEN) "
+                     r"in \.env",
                      result.stderr), result.stderr  # fmt: skip
 
 
@@ -141,6 +143,7 @@ def test_docker_compose_accepts_the_file_with_the_secrets_set(tmp_path):
         "REDIS_PASSWORD": "pw",
         "ENACT_REDIS_URL": "redis://:pw@redis:6379/0",
         "AWS_SECRET_ACCESS_KEY": "s3-secret",
+        "ENACT_API_TOKEN": "token",
     }
     filled.write_text(
         "\n".join(
@@ -307,7 +310,9 @@ def test_dockerfile_builds_a_slim_non_root_worker_image(compose):
     # enact[worker] goes into a virtualenv (a Debian base refuses a system-wide install),
     # copied into the image, its bin/ first on PATH.
     assert re.search(r"python3 -m venv /opt/enact\b", text)
-    assert re.search(r"/opt/enact/bin/pip install \$PIP_INSTALL_OPTIONS \"[^\"]*\[worker\]\"", text)
+    # The worker extra, and the web extra for the inbox service that runs from this image.
+    assert re.search(r"/opt/enact/bin/pip install \$PIP_INSTALL_OPTIONS \"[^\"]*\[worker,web\]\"",
+                     text)
     assert "COPY --from=build /opt/enact /opt/enact" in text
     assert "PATH=/opt/enact/bin:$PATH" in text
     cmd = re.search(r"^CMD (\[.*\])\s*$", text, re.M)
