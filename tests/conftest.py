@@ -64,6 +64,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_in(ports: range) -> int:
+    """A port of ``ports`` (a suite's own range) that nothing on 127.0.0.1 listens on,
+    tried from a random start, so that parallel runs rarely collide."""
+    import random
+
+    start = random.randrange(len(ports))
+    for offset in range(len(ports)):
+        port = ports[(start + offset) % len(ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """``os.environ`` with the repository importable, for ``python -c`` subprocesses."""
     env = dict(os.environ)

@@ -133,6 +133,12 @@ for i, rid in ipairs(a.consumed) do
   redis.call('HDEL', KEYS[1], 'answer:' .. rid)
 end
 local status = a.status
+if (status == 'waiting' or status == 'queued') and redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  -- cancelled while it ran, and it stopped to ask for input before its next step:
+  -- it ends cancelled, and its new requests are never registered
+  status = 'cancelled'
+  a.error = 'cancelled'
+end
 if status == 'waiting' then
   for i, r in ipairs(a.requests) do
     local key = KEYS[8 + i]

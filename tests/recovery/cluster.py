@@ -21,14 +21,15 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
+
+from tests.conftest import free_port_in
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(7300, 7400)
@@ -37,18 +38,9 @@ MARKER = "ENACT_TEST_CLUSTER_DIR"
 STALL_S = 5.0  # a watchdog that wakes this late means the machine stalled (see _watch)
 
 
-def free_port(ports: Iterable[int] = PORTS) -> int:
-    """A port of ``ports`` nothing listens on (tried in random order)."""
-    candidates = list(ports)
-    random.shuffle(candidates)
-    for port in candidates:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports}")
+def free_port(ports: range = PORTS) -> int:
+    """A port of ``ports`` nothing listens on."""
+    return free_port_in(ports)
 
 
 class RedisProcess:
@@ -302,12 +294,13 @@ class Cluster:
     def kill_worker(self, name: str) -> Kill:
         """``kill -9`` a worker's whole process group; the kill is remembered."""
         worker = self.workers.pop(name)
-        killed_at = time.time()
         try:
             os.killpg(worker.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         worker.process.wait()
+        # Taken once the process is gone: a step it logged until then was in flight.
+        killed_at = time.time()
         kill = Kill(worker.pid, killed_at, killed_at, f"kill -9 worker {name} (pid {worker.pid})")
         self._remember(kill)
         return kill
@@ -317,8 +310,13 @@ class Cluster:
 
         Remembered as a kill: the step it was running may run again elsewhere."""
         worker = self.workers[name]
-        paused_at = time.time()
         os.killpg(worker.pid, signal.SIGSTOP)
+        # Taken once the process is stopped (the signal is delivered asynchronously): a
+        # step it logged until then was in flight.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and _state(worker.pid) not in ("T", "t"):
+            time.sleep(0.005)
+        paused_at = time.time()
         kill = Kill(worker.pid, paused_at, paused_at, f"SIGSTOP worker {name} (pid {worker.pid})")
         self._remember(kill)
         return kill
@@ -417,6 +415,15 @@ def continued_after(executions: list[Execution], kill: Kill) -> Execution | None
         if execution.t > kill.end and execution.pid != kill.pid:
             return execution
     return None
+
+
+def _state(pid: int) -> str:
+    """The process state letter from /proc (``T`` when stopped), ``""`` if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2 :].split()[0]
 
 
 def in_flight(executions: list[Execution], kill: Kill) -> set[Execution]:

@@ -7,27 +7,15 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.conftest import RedisServer, subprocess_env
+from tests.conftest import RedisServer, free_port_in, subprocess_env
 from tests.worker.conftest import Workers
 
 PORTS = range(7500, 7600)
-
-
-def _free_port_in_range() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +28,12 @@ def search_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     from enact.worker.app import reconfigure
 
     root = tmp_path_factory.mktemp("search-cluster")
-    redis_server = RedisServer(root / "redis", _free_port_in_range()).start()
+    redis_server = RedisServer(root / "redis", free_port_in(PORTS)).start()
     env = subprocess_env(
         {
             "ENACT_REDIS_URL": redis_server.url,
             "ENACT_STORE_URL": f"file://{root / 'store'}",
             "ENACT_IMPORTS": "tests.search.programs",
-            "ENACT_VISIBILITY_TIMEOUT_S": "6",
-            "ENACT_FLOW_LOCK_TTL_S": "2",
             "ENACT_CHECKPOINT_INTERVAL_S": "0",
             "SEARCH_TEST_DRAW_LOG": str(root / "draws.log"),
         }

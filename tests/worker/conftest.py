@@ -10,7 +10,6 @@ import gc
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,24 +20,15 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.conftest import free_port_in
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PORTS = range(7100, 7200)  # this suite's redis-servers keep to these ports
 
 
 def free_port() -> int:
-    """A free loopback port in ``PORTS`` (random start, so parallel runs rarely collide)."""
-    import random
-
-    start = random.randrange(len(PORTS))
-    for offset in range(len(PORTS)):
-        port = PORTS[(start + offset) % len(PORTS)]
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    """A free loopback port in ``PORTS``."""
+    return free_port_in(PORTS)
 
 
 class Workers:

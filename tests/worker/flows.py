@@ -171,3 +171,10 @@ def marked_nap(i: int) -> int:
     _mark(f"nap{i}")
     time.sleep(0.4)
     return i
+
+
+@enact.register
+def nap_then_ask(delay_s: float) -> int:
+    """One step, then a question: a cancel during the step must not leave it waiting."""
+    nap(delay_s)
+    return enact.request_input(int, "after the nap?")

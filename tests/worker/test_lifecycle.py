@@ -61,6 +61,19 @@ def test_cancel_a_waiting_flow_withdraws_its_requests(workers):
         enact.worker.cancel(flow.id)
 
 
+def test_a_flow_cancelled_while_running_that_then_asks_for_input_ends_cancelled(workers):
+    workers.start("w")
+    flow = enact.worker.submit(flows.nap_then_ask, 3.0)
+    deadline = time.monotonic() + 60
+    while flow.status() != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    enact.worker.cancel(flow)  # during the nap: the flow stops before it waits
+    assert flow.wait(60) == "cancelled"
+    assert enact.worker.pending_inputs(flow.id) == []
+    with pytest.raises(FlowCancelled):
+        flow.result()
+
+
 def test_cancel_a_running_flow_stops_it_at_its_next_step_and_retry_continues(
     workers, cluster_env, tmp_path: Path
 ):
