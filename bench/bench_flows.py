@@ -54,8 +54,7 @@ SIZES = (100, 1_000, 10_000)
 QUICK_SIZES = (100, 1_000)
 LATENCY_FLOWS = 20
 RECOVERY_KILLS = 10
-_BASE = int(os.environ.get("BENCH_PORT_BASE", "7200"))  # each helper its own range
-PORTS = range(_BASE, _BASE + 100)
+PORTS = range(7200, 7300)
 
 # The workload (the worker imports these) -----------------------------------------
 

@@ -838,8 +838,6 @@ class Lease:
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._conn: Any = None  # the connection a checkpoint's reply is awaited on
-        self._pending: str | None = None  # the head sent, its reply unread
         self._thread = threading.Thread(
             target=self._keep_alive, name=f"enact-lease-{flow_id}", daemon=True
         )
@@ -863,68 +861,7 @@ class Lease:
 
     def checkpoint(self, head: str | None) -> str:
         """Record ``head`` (if given) and renew: ``ok``, ``cancel`` or ``lost``."""
-        self.flush()
         return self._note(self.state.renew(self.flow_id, self.token, head))
-
-    def checkpoint_nowait(self, head: str) -> str:
-        """Send ``head`` (a renewal that records it) without waiting for the reply,
-        and return the outcome of the previous send (``ok`` if none).
-
-        Pipelined across steps: the reply of step k's checkpoint is read when step
-        k+1's is sent (it has arrived by then), so a lost lease or a cancel stops
-        the flow before step k+2 at the latest, and a crash loses at most the
-        checkpoint whose reply was unread (its objects are in the store). A reply
-        that did not come (connection error, Redis restarted without the script)
-        is sent again the blocking way, which raises Redis errors as ours.
-        """
-        outcome = self.flush()
-        if outcome == "cancel":  # stop here, with the step that ran recorded
-            return self.checkpoint(head)
-        if outcome != "ok":
-            return outcome
-        state = self.state
-        try:
-            if self._conn is None:
-                self._conn = state.client.connection_pool.get_connection()
-            self._conn.send_command(
-                "EVALSHA", state._scripts["renew"].sha, 2,
-                state.keys.flow(self.flow_id), state.keys.flows_running(),
-                self.flow_id, self.token, state.lease_s, head,
-            )  # fmt: skip
-        except Exception:
-            self._drop()
-            return self.checkpoint(head)
-        self._pending = head
-        return "ok"
-
-    def flush(self) -> str:
-        """Wait for the reply of the checkpoint in flight, if any: its outcome."""
-        head, self._pending = self._pending, None
-        if head is None:
-            return "ok"
-        try:
-            reply = self._conn.read_response()  # type: ignore[union-attr]
-        except Exception:  # gone or NOSCRIPT: again, the blocking way
-            self._drop()
-            return self._note(self.state.renew(self.flow_id, self.token, head))
-        return self._note(_text(reply))
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.disconnect()
-            self.state.client.connection_pool.release(conn)
-
-    def _close(self) -> None:
-        """Record the checkpoint in flight (best effort: an outage keeps the
-        previous head) and give the connection back."""
-        try:
-            self.flush()
-        except Exception:
-            self._drop()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            self.state.client.connection_pool.release(conn)
 
     def settle(self, status: FlowStatus, **fields: Any) -> str:
         self.stop()
@@ -938,7 +875,6 @@ class Lease:
         """Stop renewing (the lease then lapses unless settled or requeued)."""
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._close()
             self._thread.join(timeout=5)
 
 

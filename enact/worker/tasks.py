@@ -176,31 +176,21 @@ def _answer_value(state: FlowState, store: Store, flow_id: str, rid: str, digest
 
 def _checkpointer(lease: Lease) -> Any:
     """The flow's ``on_step``: stop if cancelled or lost; else a checkpoint as the
-    new head (at most every ``ENACT_CHECKPOINT_INTERVAL_S``), which renews the lease.
-
-    The head update is pipelined: its reply is read at the next step, so the
-    Redis round trip overlaps the next call instead of adding to each step; a
-    lost lease or a cancel still stops the flow before the step after next.
-    """
+    new head (at most every ``ENACT_CHECKPOINT_INTERVAL_S``), which renews the lease."""
     interval = runtime.settings().checkpoint_interval_s
     last = [0.0]
 
     def on_step(run: calls.Run) -> None:
         if lease.cancelled.is_set():
-            try:  # the step that ran is kept: a retry goes on after it
-                lease.checkpoint(run.checkpoint())
-            except Exception as exc:
-                raise _Stop("outage", exc) from exc
             raise _Stop("cancel")
         if lease.lost.is_set():
             raise _Stop("lost")
         now = time.monotonic()
+        if interval and now - last[0] < interval:
+            return
+        last[0] = now
         try:
-            if interval and now - last[0] < interval:
-                outcome = lease.flush()  # no new head: the last one's reply
-            else:
-                last[0] = now
-                outcome = lease.checkpoint_nowait(run.checkpoint())
+            outcome = lease.checkpoint(run.checkpoint())
         except Exception as exc:  # the store or Redis is away: requeue, do not fail
             raise _Stop("outage", exc) from exc
         if outcome in ("cancel", "lost"):
