@@ -313,8 +313,8 @@ class Cluster:
         os.killpg(worker.pid, signal.SIGSTOP)
         # Taken once the process is stopped (the signal is delivered asynchronously): a
         # step it logged until then was in flight.
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and _state(worker.pid) not in ("T", "t"):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _group_stopped(worker.pid):
             time.sleep(0.005)
         paused_at = time.time()
         kill = Kill(worker.pid, paused_at, paused_at, f"SIGSTOP worker {name} (pid {worker.pid})")
@@ -417,13 +417,19 @@ def continued_after(executions: list[Execution], kill: Kill) -> Execution | None
     return None
 
 
-def _state(pid: int) -> str:
-    """The process state letter from /proc (``T`` when stopped), ``""`` if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat[stat.rindex(")") + 2 :].split()[0]
+def _group_stopped(pgid: int) -> bool:
+    """Whether every process of the group is stopped (``T``) or gone: the worker's
+    Celery process is a child of the group's leader, and each one stops on its own."""
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = stat_path.read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state not in ("T", "t", "Z", "X"):
+            return False
+    return True
 
 
 def in_flight(executions: list[Execution], kill: Kill) -> set[Execution]:
