@@ -34,7 +34,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import enact  # noqa: E402
+from bench.bench_worker import free_port_in, wait_port  # noqa: E402
 
 LANGGRAPH_PYTHON = Path("/tmp/lgvenv/bin/python")
 SIZES = (100, 1_000, 10_000)
@@ -266,27 +266,6 @@ class LangGraph:
 # Servers of our own ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
-
-
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a process this benchmark started (its own session), by pid."""
     if process.poll() is None:
@@ -433,7 +412,7 @@ def measure(
         }
         print(f"  measured {label}", file=sys.stderr)
 
-    redis_port = free_port()
+    redis_port = free_port_in(PORTS)
     redis = subprocess.Popen(
         ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(tmp)],

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import enact  # noqa: E402
+from bench.bench_worker import free_port_in, wait_port  # noqa: E402
 from enact import search  # noqa: E402
 from examples.game24 import puzzles, solve24, verify  # noqa: E402
 
@@ -84,27 +84,6 @@ def storage_rows(problems: list[list[int]]) -> list[tuple[str, float, float, int
     return rows
 
 
-def free_port_in_range() -> int:
-    for port in range(7500, 7600):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 7500-7599")
-
-
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 def start_worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "enact.worker", "worker", "--loglevel=INFO",
@@ -136,7 +115,7 @@ def cluster_rows(
 ) -> list[tuple[str, float, float, float]]:
     """Wall time of the searches with 1 and 2 workers (each ``WORKER_THREADS`` threads)."""
     tmp = Path(tempfile.mkdtemp(prefix="enact-bench-search-"))
-    port = free_port_in_range()
+    port = free_port_in(range(7500, 7600))
     redis = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(tmp)],

@@ -181,3 +181,23 @@ def workers(cluster_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
         yield pool
     finally:
         pool.stop_all()
+
+
+def outcome_of(call: Any) -> BaseException | None:
+    """Run ``call`` in a thread; its exception (``None`` if it returned). A call still
+    running after a minute is a hang: reported as ``TimeoutError``."""
+    import threading
+
+    caught: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            caught.append(None)
+        except BaseException as exc:  # noqa: BLE001
+            caught.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(60)
+    return caught[0] if caught else TimeoutError("still running after 60 s: a hang")

@@ -25,6 +25,7 @@ from enact.worker.flowstate import (  # noqa: E402
     new_flow_id,
     request_id,
 )
+from tests.worker.conftest import outcome_of  # noqa: E402
 
 D1, D2, D3 = ("1" * 64), ("2" * 64), ("3" * 64)
 
@@ -365,28 +366,10 @@ def _every_call(state: FlowState) -> dict[str, Any]:
     }
 
 
-def _outcome(call: Any) -> BaseException | None:
-    """Run ``call`` in a thread; its exception (``None`` if it returned). A call
-    still running after a minute is a hang: reported as ``TimeoutError``."""
-    caught: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            call()
-            caught.append(None)
-        except BaseException as exc:  # noqa: BLE001
-            caught.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(60)
-    return caught[0] if caught else TimeoutError("still running after 60 s")
-
-
 def test_a_server_that_is_down_raises_store_unavailable(unused_port: int) -> None:
     state = _state(f"redis://:hunter2@127.0.0.1:{unused_port}/0", "p")
     for name, call in _every_call(state).items():
-        error = _outcome(call)
+        error = outcome_of(call)
         assert isinstance(error, StoreUnavailable), (name, error)
         assert f"127.0.0.1:{unused_port}" in str(error) and "hunter2" not in str(error)
 
@@ -401,7 +384,7 @@ def test_a_server_that_accepts_and_never_answers_raises_store_unavailable() -> N
     try:
         state = _state(f"redis://127.0.0.1:{port}/0", "p", redis_timeout_s=1.0)
         for name, call in list(_every_call(state).items())[:4]:
-            error = _outcome(call)
+            error = outcome_of(call)
             assert isinstance(error, StoreUnavailable), (name, error)
     finally:
         silent.close()

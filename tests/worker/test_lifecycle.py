@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from enact.errors import (
 )
 from enact.worker import runtime
 from tests.worker import flows, unimported
+from tests.worker.conftest import outcome_of
 
 
 def _runs(side_channel: Path) -> collections.Counter[str]:
@@ -335,22 +335,6 @@ def _client_calls(flow_id: str) -> dict[str, Any]:
     }
 
 
-def _outcome(call: Any) -> BaseException | None:
-    caught: list[BaseException | None] = []
-
-    def target() -> None:
-        try:
-            call()
-            caught.append(None)
-        except BaseException as exc:  # noqa: BLE001
-            caught.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(60)
-    return caught[0] if caught else TimeoutError("still running after 60 s: a hang")
-
-
 @pytest.mark.parametrize("server", ["down", "silent"])
 def test_every_client_call_raises_store_unavailable_when_redis_is_away(cluster_env, server):
     from tests.worker.conftest import free_port
@@ -366,7 +350,7 @@ def test_every_client_call_raises_store_unavailable_when_redis_is_away(cluster_e
     )
     try:
         for name, call in _client_calls("f0000000000000000000").items():
-            error = _outcome(call)
+            error = outcome_of(call)
             assert isinstance(error, StoreUnavailable), (name, error)
             assert f"127.0.0.1:{port}" in str(error)
     finally:
